@@ -1,0 +1,364 @@
+"""Kernel plans: what each generated kernel computes, as small printable dataclasses.
+
+The plan is the stage between the symbolic adjoint and the template. It fixes the
+array names, the loop nests (with the adjoint's boundary strips split off from the
+branch-free interior), and the CSE'd statements of every loop body — everything the
+template needs and nothing it has to compute.
+
+Conventions of the generated code (names with ``__`` cannot clash with user names):
+
+* every input field arrives *padded* by the stencil's common halo ``(lo, hi)`` per axis;
+* ``out__y`` is the (unpadded) output ``y``; ``bar__y`` its (unpadded) cotangent;
+* ``adj__a`` is the padded cotangent of input ``a`` before the halo fold;
+* forward loops run over cells ``i`` of the grid; the adjoint loops run over padded
+  cells ``q`` (``q = j + lo``) so that ghost cotangents exist to be folded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import sympy as sp
+
+from ..adjoint import AdjointStencil
+from ..boundary import PAD_MODE
+from ..symbolic import Access, Offset, Stencil
+from .printer import NumbaPrinter
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """``for var in range(start, stop)`` (``numba.prange`` when ``parallel``) around ``body``.
+
+    ``body`` holds nested loops or the name of a statement block of the kernel.
+    """
+
+    var: str
+    start: str
+    stop: str
+    parallel: bool
+    body: tuple["Loop | str", ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One ``@numba.njit`` function: arguments, setup lines, loop nests, statement blocks."""
+
+    name: str
+    doc: str
+    args: tuple[str, ...]
+    setup: tuple[str, ...]
+    loops: tuple[Loop, ...]
+    blocks: dict[str, tuple[str, ...]]
+    returns: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HaloAxis:
+    """Halo fill/fold of one field along one axis with one rule."""
+
+    axis: int
+    rule: str
+    pad_mode: str
+    lo: int
+    hi: int
+    #: ``(ghost index, source index)`` as code, in padded coordinates of this axis
+    left: tuple[tuple[str, str], ...]
+    right: tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelPlan:
+    """Everything the module template renders for one stencil and one ``wrt``."""
+
+    stencil_name: str
+    ndim: int
+    halo: tuple[tuple[int, int], ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params: tuple[str, ...]
+    wrt_fields: tuple[str, ...]
+    wrt_params: tuple[str, ...]
+    adjoint_inputs: tuple[str, ...]
+    adjoint_cotangents: tuple[str, ...]
+    param_inputs: tuple[str, ...]
+    param_cotangents: tuple[str, ...]
+    bc: dict[str, tuple[str, ...]]
+    halo_axes: dict[str, tuple[HaloAxis, ...]]
+    forward: Kernel
+    adjoint: Kernel | None
+    param_gradients: Kernel | None
+    source_lines: tuple[str, ...]
+    adjoint_lines: tuple[str, ...]
+
+
+def _axis_slice(ndim: int, axis: int, index: str) -> str:
+    parts = [":"] * ndim
+    parts[axis] = index
+    return "a[" + ", ".join(parts) + "]" if ndim > 1 else f"a[{index}]"
+
+
+def _lin(const: int, var: str | None = None) -> str:
+    """``var + const`` as tidy code (``n0``, ``n0 + 2``, ``n0 - 1``, ``3``)."""
+    if var is None:
+        return str(const)
+    return _plus(var, const)
+
+
+def halo_plan(rules: tuple[str, ...], halo: tuple[tuple[int, int], ...]) -> tuple[HaloAxis, ...]:
+    """Ghost -> source slices per axis, in padded coordinates (``n{axis}`` interior cells).
+
+    A ghost of the low side at padded index ``g`` stands for cell ``p = g - lo < 0``;
+    one of the high side at ``lo + n + r`` stands for cell ``p = n + r``. The source is
+    the padded index of ``boundary.source_index(rule, p, n)``, or ``None`` for zero.
+    """
+    nd = len(rules)
+    axes = []
+    for axis, (rule, (lo, hi)) in enumerate(zip(rules, halo)):
+        n = f"n{axis}"
+        left = []
+        for g in range(lo):
+            src = {
+                "periodic": _lin(g, n),
+                "zero": None,
+                "edge": _lin(lo),
+                "symmetric": _lin(2 * lo - 1 - g),
+                "reflect": _lin(2 * lo - g),
+            }[rule]
+            left.append((_lin(g), src))
+        right = []
+        for r in range(hi):
+            src = {
+                "periodic": _lin(lo + r),
+                "zero": None,
+                "edge": _lin(lo - 1, n),
+                "symmetric": _lin(lo - 1 - r, n),
+                "reflect": _lin(lo - 2 - r, n),
+            }[rule]
+            right.append((_lin(lo + r, n), src))
+
+        def slices(pairs):
+            return tuple(
+                (_axis_slice(nd, axis, g), None if src is None else _axis_slice(nd, axis, src))
+                for g, src in pairs
+            )
+
+        axes.append(HaloAxis(axis, rule, PAD_MODE[rule], lo, hi, slices(left), slices(right)))
+    return tuple(axes)
+
+
+def _plus(var: str, k: int) -> str:
+    return var if k == 0 else (f"{var} + {k}" if k > 0 else f"{var} - {-k}")
+
+
+def _index(var: str, ndim: int, offsets: Offset) -> str:
+    return ", ".join(_plus(f"{var}{axis}", k) for axis, k in zip(range(ndim), offsets))
+
+
+def _cse_block(
+    exprs: list[sp.Expr], targets: list[str], op: str, printer: NumbaPrinter, counter: itertools.count
+) -> tuple[str, ...]:
+    """CSE ``exprs`` and print ``target op expr`` lines with numbered temporaries ``t__N``."""
+    symbols = (sp.Symbol(f"t__{next(counter)}") for _ in itertools.count())
+    replacements, reduced = sp.cse(exprs, symbols=symbols, order="canonical")
+    lines = [f"{sym} = {printer.doprint(value)}" for sym, value in replacements]
+    lines += [f"{target} {op} {printer.doprint(e)}" for target, e in zip(targets, reduced)]
+    return tuple(lines)
+
+
+def _full_loops(var: str, ndim: int, stop: str, block: str) -> Loop:
+    body: Loop | str = block
+    for axis in reversed(range(ndim)):
+        body = Loop(f"{var}{axis}", "0", f"{stop}{axis}", axis == 0, (body,))
+    return body  # type: ignore[return-value]
+
+
+def plan_forward(stencil: Stencil) -> Kernel:
+    """Forward kernel: ``out__y[i] = f(...)`` over the grid, inputs padded."""
+    lo = [h[0] for h in stencil.halo]
+    printer = NumbaPrinter(
+        lambda a: f"{a.field.name}[{_index('i', stencil.ndim, [o + l for o, l in zip(a.offset, lo)])}]"
+    )
+    outs = list(stencil.outputs)
+    cell = _index("i", stencil.ndim, (0,) * stencil.ndim)
+    block = _cse_block(
+        [stencil.outputs[f] for f in outs], [f"out__{f.name}[{cell}]" for f in outs], "=", printer, itertools.count()
+    )
+    first_out = f"out__{outs[0].name}"
+    setup = tuple(f"n{axis} = {first_out}.shape[{axis}]" for axis in range(stencil.ndim))
+    args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
+    args += tuple(f"out__{f.name}" for f in outs)
+    return Kernel(
+        "forward",
+        "Forward stencil: every output cell from padded inputs.",
+        args,
+        setup,
+        (_full_loops("i", stencil.ndim, "n", "cell"),),
+        {"cell": block},
+    )
+
+
+def plan_adjoint(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]) -> Kernel:
+    """Fused gather-form adjoint of every requested input, over padded cells ``q``.
+
+    Terms are grouped by forward-cell shift ``k``; a group is valid where the forward
+    cell ``i = j - k`` lies on the grid. In the interior box every group is valid and
+    the loop body has no branches; in the boundary strips each group is guarded.
+    """
+    s = adj.stencil
+    nd = s.ndim
+    lo = [h[0] for h in s.halo]
+
+    def index_access(a: Access) -> str:
+        if a.field.name.endswith("_bar") and a.field.bc == ("zero",) * nd:
+            # cotangent y_bar[-k] of the forward cell i = j - k, unpadded: i = q - lo - k
+            return f"bar__{a.field.name[:-4]}[{_index('q', nd, [o - l for o, l in zip(a.offset, lo)])}]"
+        return f"{a.field.name}[{_index('q', nd, a.offset)}]"
+
+    printer = NumbaPrinter(index_access)
+    counter = itertools.count()
+    wrt = list(adj.field_terms)
+    groups: dict[Offset, dict[str, sp.Expr]] = {}
+    for name, terms in adj.field_terms.items():
+        for t in terms:
+            neg = tuple(-k for k in t.shift)
+            contribution = t.coefficient * adj.cotangent_field(t.output)[neg]
+            per_field = groups.setdefault(t.shift, {})
+            per_field[name] = per_field.get(name, sp.Integer(0)) + contribution
+
+    cell = _index("q", nd, (0,) * nd)
+    init = tuple(f"acc__{name} = 0.0" for name in wrt)
+    store = tuple(f"adj__{name}[{cell}] = acc__{name}" for name in wrt)
+    fast: list[str] = list(init)
+    guarded: list[str] = list(init)
+    for k in sorted(groups):
+        names = list(groups[k])
+        block = _cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer, counter)
+        desc = ", ".join(_plus(f"j{axis}" if nd > 1 else "j", -x) for axis, x in enumerate(k))
+        fast.append(f"# forward cell i = {desc}")
+        fast.extend(block)
+        conds = " and ".join(
+            f"{l + x} <= q{axis} < {_plus(f'n{axis}', l + x)}" for axis, (l, x) in enumerate(zip(lo, k))
+        )
+        guarded.append(f"if {conds}:  # forward cell i = {desc} is on the grid")
+        guarded.extend("    " + line for line in block)
+    fast.extend(store)
+    guarded.extend(store)
+
+    # Interior box along each axis: every shift valid, i.e. lo + kmax <= q < n + lo + kmin.
+    shifts = list(groups)
+    starts = [lo[axis] + max(k[axis] for k in shifts) for axis in range(nd)]
+    ends = [lo[axis] + min(k[axis] for k in shifts) for axis in range(nd)]
+    setup = [f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd)]
+    setup += [f"N{axis} = adj__{wrt[0]}.shape[{axis}]" for axis in range(nd)]
+    setup += [f"a{axis} = {starts[axis]}" for axis in range(nd)]
+    setup += [f"b{axis} = max(a{axis}, {_plus(f'n{axis}', ends[axis])})" for axis in range(nd)]
+
+    def split(axis: int) -> tuple[Loop, ...]:
+        var = f"q{axis}"
+        inner_full = (_full_loops_from("q", axis + 1, nd, "N", "guarded"),) if axis + 1 < nd else ("guarded",)
+        inner_split = split(axis + 1) if axis + 1 < nd else ("fast",)
+        par = axis == 0
+        return (
+            Loop(var, "0", f"a{axis}", par, inner_full),
+            Loop(var, f"a{axis}", f"b{axis}", par, inner_split),
+            Loop(var, f"b{axis}", f"N{axis}", par, inner_full),
+        )
+
+    args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
+    args += tuple(f"adj__{name}" for name in wrt)
+    return Kernel(
+        "adjoint",
+        "Fused adjoint: padded cotangents of " + ", ".join(wrt) + " (fold the halo afterwards).",
+        args,
+        tuple(setup),
+        split(0),
+        {"fast": tuple(fast), "guarded": tuple(guarded)},
+    )
+
+
+def _full_loops_from(var: str, first: int, ndim: int, stop: str, block: str) -> Loop:
+    body: Loop | str = block
+    for axis in reversed(range(first, ndim)):
+        body = Loop(f"{var}{axis}", "0", f"{stop}{axis}", False, (body,))
+    return body  # type: ignore[return-value]
+
+
+def plan_param_gradients(
+    adj: AdjointStencil, param_inputs: tuple[str, ...], cotangents: tuple[str, ...]
+) -> Kernel:
+    """Parameter gradients: ``p_bar = sum_i sum_out y_bar[i] * df/dp`` as one reduction."""
+    s = adj.stencil
+    nd = s.ndim
+    lo = [h[0] for h in s.halo]
+
+    def index_access(a: Access) -> str:
+        if a.field.name.endswith("_bar") and a.field.bc == ("zero",) * nd:
+            return f"bar__{a.field.name[:-4]}[{_index('i', nd, a.offset)}]"
+        return f"{a.field.name}[{_index('i', nd, [o + l for o, l in zip(a.offset, lo)])}]"
+
+    printer = NumbaPrinter(index_access)
+    names = list(adj.param_terms)
+    block = _cse_block(
+        [adj.expression(n) for n in names], [f"acc__{n}" for n in names], "+=", printer, itertools.count()
+    )
+    setup = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
+    setup += tuple(f"acc__{n} = 0.0" for n in names)
+    args = param_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
+    returns = "(" + ", ".join(f"acc__{n}" for n in names) + ",)"
+    return Kernel(
+        "param_gradients",
+        "Parameter gradients (" + ", ".join(names) + ") as sums over the grid.",
+        args,
+        setup,
+        (_full_loops("i", nd, "n", "cell"),),
+        {"cell": block},
+        returns,
+    )
+
+
+def make_plan(adj: AdjointStencil) -> KernelPlan:
+    """Plan every kernel of the module for ``adj.stencil`` and the adjoints in ``adj``."""
+    s = adj.stencil
+    field_exprs = [t.coefficient for ts in adj.field_terms.values() for t in ts]
+    param_exprs = [t.derivative for ts in adj.param_terms.values() for t in ts]
+    field_order = [f.name for f in s.inputs]
+
+    def reads(exprs: list[sp.Expr]) -> tuple[str, ...]:
+        names = {a.field.name for e in exprs for a in e.free_symbols if isinstance(a, Access)}
+        return tuple(n for n in field_order if n in names)
+
+    def cots(outs: set[str]) -> tuple[str, ...]:
+        return tuple(f.name for f in s.outputs if f.name in outs)
+
+    adjoint_inputs = reads(field_exprs)
+    adjoint_cots = cots({t.output for ts in adj.field_terms.values() for t in ts})
+    param_inputs = reads(param_exprs)
+    param_cots = cots({t.output for ts in adj.param_terms.values() for t in ts})
+    has_field_terms = any(adj.field_terms.values())
+    has_param_terms = any(adj.param_terms.values())
+
+    source = [f"{f.name}_new[0] = {e}" for f, e in s.outputs.items()]
+    adjoint_lines = str(adj).splitlines()[1:] if adj.wrt else []
+    return KernelPlan(
+        stencil_name=s.name,
+        ndim=s.ndim,
+        halo=s.halo,
+        inputs=tuple(field_order),
+        outputs=tuple(f.name for f in s.outputs),
+        params=tuple(p.name for p in s.params),
+        wrt_fields=tuple(adj.field_terms),
+        wrt_params=tuple(adj.param_terms),
+        adjoint_inputs=adjoint_inputs,
+        adjoint_cotangents=adjoint_cots,
+        param_inputs=param_inputs,
+        param_cotangents=param_cots,
+        bc={f.name: f.bc for f in s.inputs},
+        halo_axes={f.name: halo_plan(f.bc, s.halo) for f in s.inputs},
+        forward=plan_forward(s),
+        adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
+        param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
+        source_lines=tuple(source),
+        adjoint_lines=tuple(adjoint_lines),
+    )

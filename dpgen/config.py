@@ -1,0 +1,75 @@
+"""One configuration object, read from environment variables, switchable in tests.
+
+=========================  ====================================  =======================
+setting                    environment variable                  default
+=========================  ====================================  =======================
+``cache_dir``              ``DPGEN_CACHE_DIR``                   ``~/.cache/dpgen``
+``fastmath``               ``DPGEN_FASTMATH`` (``0``/``1``)      ``False``
+``parallel_threshold``     ``DPGEN_PARALLEL_THRESHOLD``          ``262144`` cells
+=========================  ====================================  =======================
+
+``parallel_threshold`` is the grid size (number of cells) from which the runtime calls
+the ``prange``-parallel kernel variant instead of the serial one: Numba's fork/join
+costs several microseconds per parallel region, which only pays off on large grids.
+
+Examples
+--------
+>>> from dpgen.config import config, override
+>>> with override(parallel_threshold=0):
+...     config.parallel_threshold
+0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterator
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _default_cache_dir() -> Path:
+    if "DPGEN_CACHE_DIR" in os.environ:
+        return Path(os.environ["DPGEN_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "~/.cache")
+    return Path(base).expanduser() / "dpgen"
+
+
+@dataclasses.dataclass
+class Config:
+    """dpgen's settings; see the module docstring for the environment variables."""
+
+    cache_dir: Path = dataclasses.field(default_factory=_default_cache_dir)
+    fastmath: bool = dataclasses.field(
+        default_factory=lambda: _env_bool("DPGEN_FASTMATH", False)
+    )
+    parallel_threshold: int = dataclasses.field(
+        default_factory=lambda: int(os.environ.get("DPGEN_PARALLEL_THRESHOLD", 262144))
+    )
+
+
+config = Config()
+
+
+@contextlib.contextmanager
+def override(**settings: object) -> Iterator[Config]:
+    """Temporarily change settings of the global :data:`config`."""
+    unknown = set(settings) - {f.name for f in dataclasses.fields(Config)}
+    if unknown:
+        raise TypeError(f"unknown dpgen setting(s): {', '.join(sorted(unknown))}")
+    saved = {name: getattr(config, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(config, name, value)
+        yield config
+    finally:
+        for name, value in saved.items():
+            setattr(config, name, value)

@@ -1,0 +1,305 @@
+"""Call generated kernels safely: validate arrays, pad and fill halos, run, fold.
+
+A :class:`CompiledStencil` wraps one generated module. It needs only the module's
+``SPEC`` metadata and kernels — no SymPy — so modules built into ``generated/`` load
+fast. Every check (names, ndim, shapes, dtypes, grid size) happens here, in Python,
+before a kernel runs: Numba does not bounds-check.
+
+Padded input buffers and the padded adjoint buffers are kept per shape and dtype and
+reused across calls (touching fresh memory costs more than the stencil itself on big
+grids). Returned arrays are always new. An instance is therefore not thread-safe;
+use one per thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import numbers
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Mapping
+
+import numpy as np
+
+from ..boundary import min_cells
+from ..config import config
+from ..errors import (
+    BuildError,
+    DTypeError,
+    GridTooSmallError,
+    MissingArgumentError,
+    ParameterError,
+    ShapeError,
+    UnknownArgumentError,
+)
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def load_module(path: str | Path, module_name: str | None = None) -> ModuleType:
+    """Import a generated module from ``path`` (Numba caches its machine code beside it)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise BuildError(f"no generated module at {path}")
+    # A stable, dot-free name: Numba's on-disk cache re-imports the module by this name.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    name = module_name or f"dpgen_kernels_{path.stem}_{digest}"
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise BuildError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    if not isinstance(getattr(module, "SPEC", None), dict):
+        raise BuildError(f"{path} is not a dpgen-generated module (no SPEC)")
+    return module
+
+
+class CompiledStencil:
+    """Forward and vector-Jacobian product of one generated stencil module.
+
+    Parameters
+    ----------
+    module : module
+        A module rendered by :func:`dpgen.codegen.render_module`.
+
+    Examples
+    --------
+    >>> import numpy as np, sympy as sp, dpgen as dp
+    >>> d = dp.Field("d", bc="periodic")
+    >>> k = dp.compile(dp.Stencil("diff_doc", {d: d[1] - d[0]}), wrt="d")
+    >>> k.forward(d=np.array([1.0, 2.0, 4.0]))["d"]
+    array([ 1.,  2., -3.])
+    >>> k.vjp({"d": np.array([1.0, 0.0, 0.0])})["d"]
+    array([-1.,  0.,  1.])
+    """
+
+    def __init__(self, module: ModuleType):
+        self.module = module
+        spec = module.SPEC
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.ndim: int = spec["ndim"]
+        self.inputs: tuple[str, ...] = tuple(spec["inputs"])
+        self.outputs: tuple[str, ...] = tuple(spec["outputs"])
+        self.params: tuple[str, ...] = tuple(spec["params"])
+        self.halo: tuple[tuple[int, int], ...] = tuple(tuple(h) for h in spec["halo"])
+        self.wrt_fields: tuple[str, ...] = tuple(spec["wrt_fields"])
+        self.wrt_params: tuple[str, ...] = tuple(spec["wrt_params"])
+        self.content_hash: str = spec["content_hash"]
+        #: input fields the vjp reads (the others may be omitted in ``vjp``)
+        self.needs: tuple[str, ...] = tuple(
+            n for n in self.inputs if n in set(spec["adjoint_inputs"]) | set(spec["param_inputs"])
+        )
+        self._buffers: dict[tuple, np.ndarray] = {}
+
+    @property
+    def wrt(self) -> tuple[str, ...]:
+        return self.wrt_fields + self.wrt_params
+
+    @property
+    def path(self) -> str | None:
+        return getattr(self.module, "__file__", None)
+
+    def __repr__(self) -> str:
+        return (
+            f"<CompiledStencil {self.name}: inputs {', '.join(self.inputs)} -> outputs "
+            f"{', '.join(self.outputs)}; params {', '.join(self.params) or '-'}; "
+            f"wrt {', '.join(self.wrt) or '-'}>"
+        )
+
+    # --- validation ------------------------------------------------------------------
+
+    def _parse(
+        self, kwargs: Mapping[str, object], required_fields: tuple[str, ...], extra_arrays: Mapping[str, object] = {}
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], tuple[int, ...], np.dtype]:
+        fields: dict[str, np.ndarray] = {}
+        params: dict[str, float] = {}
+        for name, value in kwargs.items():
+            if name in self.inputs:
+                fields[name] = self._as_array(name, value, "field")
+            elif name in self.params:
+                params[name] = self._as_scalar(name, value)
+            elif name in self.outputs:
+                raise UnknownArgumentError(
+                    f"{name!r} is an output of stencil {self.name!r}, not an input; "
+                    f"inputs: {', '.join(self.inputs)}"
+                )
+            else:
+                raise UnknownArgumentError(
+                    f"stencil {self.name!r} has no input field or parameter {name!r}; "
+                    f"inputs: {', '.join(self.inputs)}; params: {', '.join(self.params) or 'none'}"
+                )
+        missing = [n for n in required_fields if n not in fields] + [p for p in self.params if p not in params]
+        if missing:
+            raise MissingArgumentError(
+                f"stencil {self.name!r}: missing {', '.join(repr(m) for m in missing)} "
+                f"(needs fields {', '.join(required_fields) or 'none'} and params {', '.join(self.params) or 'none'})"
+            )
+        arrays = {**fields, **{f"cotangent of {k}": v for k, v in extra_arrays.items()}}
+        if not arrays:
+            raise MissingArgumentError(
+                f"stencil {self.name!r}: pass at least one array so the grid shape is known"
+            )
+        shape, dtype = self._common_shape_dtype(arrays)
+        return fields, params, shape, dtype
+
+    def _as_array(self, name: str, value: object, role: str) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype not in SUPPORTED_DTYPES:
+            raise DTypeError(
+                f"stencil {self.name!r}: {role} {name!r} has dtype {arr.dtype}; "
+                "use float32 or float64 (dpgen never casts silently)"
+            )
+        if arr.ndim != self.ndim:
+            raise ShapeError(
+                f"stencil {self.name!r}: {role} {name!r} has ndim {arr.ndim} (shape {arr.shape}) "
+                f"but the stencil is {self.ndim}-D"
+            )
+        return arr
+
+    def _as_scalar(self, name: str, value: object) -> float:
+        if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+            return float(value)
+        raise ParameterError(
+            f"stencil {self.name!r}: parameter {name!r} must be a real scalar, got "
+            f"{type(value).__name__}{getattr(value, 'shape', '')}"
+        )
+
+    def _common_shape_dtype(self, arrays: Mapping[str, np.ndarray]) -> tuple[tuple[int, ...], np.dtype]:
+        shapes = {n: a.shape for n, a in arrays.items()}
+        if len(set(shapes.values())) > 1:
+            detail = ", ".join(f"{n}: {s}" for n, s in shapes.items())
+            raise ShapeError(f"stencil {self.name!r}: arrays disagree in shape ({detail})")
+        dtypes = {n: a.dtype for n, a in arrays.items()}
+        if len(set(dtypes.values())) > 1:
+            detail = ", ".join(f"{n}: {d}" for n, d in dtypes.items())
+            raise DTypeError(
+                f"stencil {self.name!r}: arrays mix dtypes ({detail}); cast them to one dtype"
+            )
+        shape = next(iter(shapes.values()))
+        for axis, (n, h) in enumerate(zip(shape, self.halo)):
+            need = min_cells(h)
+            if n < need:
+                raise GridTooSmallError(
+                    f"stencil {self.name!r}: axis {axis} has {n} cell(s) but the halo is {h} "
+                    f"(lo, hi) wide; the grid needs at least {need} cells on that axis"
+                )
+        return shape, next(iter(dtypes.values()))
+
+    # --- buffers ---------------------------------------------------------------------
+
+    def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        full = (key, shape, dtype.str)
+        buf = self._buffers.get(full)
+        if buf is None:
+            buf = self._buffers[full] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def _padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(n + lo + hi for n, (lo, hi) in zip(shape, self.halo))
+
+    def _interior(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, self.halo))
+
+    def _padded_input(self, name: str, arr: np.ndarray) -> np.ndarray:
+        buf = self._buffer(("in", name), self._padded_shape(arr.shape), arr.dtype)
+        buf[self._interior(arr.shape)] = arr
+        getattr(self.module, f"fill_halo_{name}")(buf)
+        return buf
+
+    def _kernel(self, name: str, shape: tuple[int, ...]):
+        parallel = int(np.prod(shape)) >= config.parallel_threshold
+        return getattr(self.module, name if parallel else f"{name}_serial")
+
+    # --- public API --------------------------------------------------------------------
+
+    def forward(self, **kwargs: object) -> dict[str, np.ndarray]:
+        """Apply the stencil: ``{output name: new array}``.
+
+        Pass every input field (arrays of one shape and float dtype) and every
+        parameter (scalars) by name.
+        """
+        fields, params, shape, dtype = self._parse(kwargs, self.inputs)
+        padded = [self._padded_input(n, fields[n]) for n in self.inputs]
+        outs = {n: np.empty(shape, dtype=dtype) for n in self.outputs}
+        self._kernel("forward", shape)(*padded, *[params[p] for p in self.params], *outs.values())
+        return outs
+
+    __call__ = forward
+
+    def vjp(self, cotangents: Mapping[str, object], **kwargs: object) -> dict[str, np.ndarray | float]:
+        """Vector-Jacobian product: cotangents of the outputs -> cotangents of ``wrt``.
+
+        Parameters
+        ----------
+        cotangents : mapping
+            ``{output name: array}``; outputs left out count as zero.
+        **kwargs
+            The forward inputs and parameters. Only the fields listed in :attr:`needs`
+            are read (linear dependence needs no forward value); the others may be left out.
+
+        Returns
+        -------
+        dict
+            ``{field: array}`` for every field in ``wrt`` and ``{param: float}`` for
+            every parameter in ``wrt``.
+        """
+        if not isinstance(cotangents, Mapping):
+            raise UnknownArgumentError(
+                f"stencil {self.name!r}: cotangents must be a mapping {{output name: array}}, "
+                f"got {type(cotangents).__name__}"
+            )
+        bars = {}
+        for name, value in cotangents.items():
+            if name not in self.outputs:
+                raise UnknownArgumentError(
+                    f"stencil {self.name!r} has no output {name!r} to take a cotangent of; "
+                    f"outputs: {', '.join(self.outputs)}"
+                )
+            bars[name] = self._as_array(name, value, "cotangent")
+        fields, params, shape, dtype = self._parse(kwargs, self.needs, bars)
+        bars = {n: np.ascontiguousarray(bars[n]) if n in bars else np.zeros(shape, dtype) for n in self.outputs}
+        padded = {n: self._padded_input(n, fields[n]) for n in self.needs}
+        param_values = [params[p] for p in self.params]
+        result: dict[str, np.ndarray | float] = {}
+
+        if self.wrt_fields:
+            if self.spec["has_adjoint_kernel"]:
+                adj = {
+                    n: self._buffer(("adj", n), self._padded_shape(shape), dtype) for n in self.wrt_fields
+                }
+                self._kernel("adjoint", shape)(
+                    *[padded[n] for n in self.spec["adjoint_inputs"]],
+                    *[bars[n] for n in self.spec["adjoint_cotangents"]],
+                    *param_values,
+                    *adj.values(),
+                )
+                interior = self._interior(shape)
+                for n, buf in adj.items():
+                    getattr(self.module, f"fold_halo_{n}")(buf)
+                    result[n] = buf[interior].copy()
+            else:  # no output depends on the requested fields
+                result.update({n: np.zeros(shape, dtype) for n in self.wrt_fields})
+        if self.wrt_params:
+            if self.spec["has_param_kernel"]:
+                sums = self._kernel("param_gradients", shape)(
+                    *[padded[n] for n in self.spec["param_inputs"]],
+                    *[bars[n] for n in self.spec["param_cotangents"]],
+                    *param_values,
+                )
+                result.update({p: float(v) for p, v in zip(self.wrt_params, sums)})
+            else:
+                result.update({p: 0.0 for p in self.wrt_params})
+        return result
+
