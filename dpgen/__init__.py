@@ -14,9 +14,16 @@ from .compiler import compile, load
 from .config import config
 from .runtime import CompiledStencil
 from .symbolic import Access, Field, Stencil, fields
+from .verify import CheckResult, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
 
 __all__ = [
     "Access",
+    "CheckResult",
+    "check_stencil",
+    "check_vjp",
+    "dot_test",
+    "random_inputs",
+    "taylor_test",
     "AdjointStencil",
     "CompiledStencil",
     "Field",

@@ -21,7 +21,7 @@ import itertools
 
 import sympy as sp
 
-from ..adjoint import AdjointStencil
+from ..adjoint import AdjointStencil, is_homogeneous_linear, is_linear
 from ..boundary import PAD_MODE
 from ..symbolic import Access, Offset, Stencil
 from .printer import NumbaPrinter
@@ -91,6 +91,10 @@ class KernelPlan:
     param_gradients: Kernel | None
     source_lines: tuple[str, ...]
     adjoint_lines: tuple[str, ...]
+    #: inputs in which every output is affine (their forward values are not needed)
+    linear_in: tuple[str, ...]
+    #: whether the outputs are jointly linear (not affine) in the requested fields
+    linear_wrt: bool
 
 
 def _axis_slice(ndim: int, axis: int, index: str) -> str:
@@ -361,4 +365,6 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
         source_lines=tuple(source),
         adjoint_lines=tuple(adjoint_lines),
+        linear_in=tuple(n for n in field_order if is_linear(s, n)),
+        linear_wrt=bool(adj.field_terms) and is_homogeneous_linear(s, list(adj.field_terms)),
     )

@@ -135,6 +135,8 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "adjoint_cotangents": list(plan.adjoint_cotangents),
         "param_inputs": list(plan.param_inputs),
         "param_cotangents": list(plan.param_cotangents),
+        "linear_in": list(plan.linear_in),
+        "linear_wrt": plan.linear_wrt,
         "has_adjoint_kernel": plan.adjoint is not None,
         "has_param_kernel": plan.param_gradients is not None,
         "fastmath": options.fastmath,
