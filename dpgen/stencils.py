@@ -23,7 +23,8 @@ from typing import Sequence
 
 import sympy as sp
 
-from .symbolic import Field, Stencil, fields
+# Absolute import: this module is also run as a spec file (`dpgen build dpgen/stencils.py`).
+from dpgen.symbolic import Field, Stencil, fields
 
 BC = str | Sequence[str]
 _SPACINGS = sp.symbols("dx dy dz", positive=True)

@@ -43,15 +43,20 @@ class Loop:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """One ``@numba.njit`` function: arguments, setup lines, loop nests, statement blocks."""
+    """One ``@numba.njit`` function: arguments, setup lines, loop nests, statement blocks.
+
+    ``body`` holds loops or names of blocks (emitted in place). A kernel with
+    ``parallel_twin`` is emitted twice: with ``numba.prange`` and as ``<name>_serial``.
+    """
 
     name: str
     doc: str
     args: tuple[str, ...]
     setup: tuple[str, ...]
-    loops: tuple[Loop, ...]
+    body: tuple[Loop | str, ...]
     blocks: dict[str, tuple[str, ...]]
     returns: str | None = None
+    parallel_twin: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +92,7 @@ class KernelPlan:
     bc: dict[str, tuple[str, ...]]
     halo_axes: dict[str, tuple[HaloAxis, ...]]
     forward: Kernel
+    adjoint_boundary: Kernel | None
     adjoint: Kernel | None
     param_gradients: Kernel | None
     source_lines: tuple[str, ...]
@@ -160,20 +166,60 @@ def _index(var: str, ndim: int, offsets: Offset) -> str:
     return ", ".join(_plus(f"{var}{axis}", k) for axis, k in zip(range(ndim), offsets))
 
 
+class Hoister:
+    """Move parameter-only subexpressions out of the loops (``c__N = ...`` in the setup).
+
+    LLVM cannot hoist ``x / dx**2`` into ``x * c`` by itself (not bit-exact), so the
+    division would run in every cell. The hoisted form is an equally valid evaluation
+    of the same SymPy expression; the forward and adjoint kernels use it consistently.
+    """
+
+    def __init__(self) -> None:
+        self.assignments: dict[sp.Expr, sp.Symbol] = {}
+
+    def _name(self, expr: sp.Expr) -> sp.Expr:
+        if expr.is_Atom or expr.is_Relational:
+            return expr
+        if expr not in self.assignments:
+            self.assignments[expr] = sp.Symbol(f"c__{len(self.assignments)}")
+        return self.assignments[expr]
+
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        if not any(isinstance(s, Access) for s in expr.free_symbols):
+            return self._name(expr) if isinstance(expr, sp.Expr) else expr
+        if isinstance(expr, (sp.Add, sp.Mul)):
+            fixed = [a for a in expr.args if not any(isinstance(s, Access) for s in a.free_symbols)]
+            varying = [self(a) for a in expr.args if any(isinstance(s, Access) for s in a.free_symbols)]
+            head = [self._name(expr.func(*fixed))] if fixed else []
+            return expr.func(*head, *varying)
+        if not expr.args:
+            return expr
+        return expr.func(*[self(a) for a in expr.args])
+
+    def lines(self, printer: NumbaPrinter) -> tuple[str, ...]:
+        return tuple(f"{sym} = {printer.doprint(e)}" for e, sym in self.assignments.items())
+
+
 def _cse_block(
-    exprs: list[sp.Expr], targets: list[str], op: str, printer: NumbaPrinter, counter: itertools.count
+    exprs: list[sp.Expr],
+    targets: list[str],
+    op: str,
+    printer: NumbaPrinter,
+    counter: itertools.count,
+    hoister: Hoister,
 ) -> tuple[str, ...]:
-    """CSE ``exprs`` and print ``target op expr`` lines with numbered temporaries ``t__N``."""
+    """Hoist invariants, CSE ``exprs`` and print ``target op expr`` lines (temporaries ``t__N``)."""
     symbols = (sp.Symbol(f"t__{next(counter)}") for _ in itertools.count())
-    replacements, reduced = sp.cse(exprs, symbols=symbols, order="canonical")
+    replacements, reduced = sp.cse([hoister(e) for e in exprs], symbols=symbols, order="canonical")
     lines = [f"{sym} = {printer.doprint(value)}" for sym, value in replacements]
     lines += [f"{target} {op} {printer.doprint(e)}" for target, e in zip(targets, reduced)]
     return tuple(lines)
 
 
-def _full_loops(var: str, ndim: int, stop: str, block: str) -> Loop:
+def _full_loops(var: str, ndim: int, stop: str, block: str, first: int = 0) -> Loop:
+    """Loops over ``var{first}..var{ndim-1}`` in ``[0, stop{axis})``; the outermost parallel."""
     body: Loop | str = block
-    for axis in reversed(range(ndim)):
+    for axis in reversed(range(first, ndim)):
         body = Loop(f"{var}{axis}", "0", f"{stop}{axis}", axis == 0, (body,))
     return body  # type: ignore[return-value]
 
@@ -186,11 +232,14 @@ def plan_forward(stencil: Stencil) -> Kernel:
     )
     outs = list(stencil.outputs)
     cell = _index("i", stencil.ndim, (0,) * stencil.ndim)
+    hoister = Hoister()
     block = _cse_block(
-        [stencil.outputs[f] for f in outs], [f"out__{f.name}[{cell}]" for f in outs], "=", printer, itertools.count()
+        [stencil.outputs[f] for f in outs], [f"out__{f.name}[{cell}]" for f in outs], "=", printer,
+        itertools.count(), hoister,
     )
     first_out = f"out__{outs[0].name}"
     setup = tuple(f"n{axis} = {first_out}.shape[{axis}]" for axis in range(stencil.ndim))
+    setup += hoister.lines(printer)
     args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
     args += tuple(f"out__{f.name}" for f in outs)
     return Kernel(
@@ -203,12 +252,15 @@ def plan_forward(stencil: Stencil) -> Kernel:
     )
 
 
-def plan_adjoint(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]) -> Kernel:
+def plan_adjoint(
+    adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]
+) -> tuple[Kernel, Kernel]:
     """Fused gather-form adjoint of every requested input, over padded cells ``q``.
 
     Terms are grouped by forward-cell shift ``k``; a group is valid where the forward
     cell ``i = j - k`` lies on the grid. In the interior box every group is valid and
-    the loop body has no branches; in the boundary strips each group is guarded.
+    the loop body has no branches; the strips around it call a separate boundary-cell
+    function in which each group is guarded. Returns (boundary cell, adjoint) kernels.
     """
     s = adj.stencil
     nd = s.ndim
@@ -222,6 +274,7 @@ def plan_adjoint(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangent
 
     printer = NumbaPrinter(index_access)
     counter = itertools.count()
+    hoister = Hoister()
     wrt = list(adj.field_terms)
     groups: dict[Offset, dict[str, sp.Expr]] = {}
     for name, terms in adj.field_terms.items():
@@ -238,7 +291,9 @@ def plan_adjoint(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangent
     guarded: list[str] = list(init)
     for k in sorted(groups):
         names = list(groups[k])
-        block = _cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer, counter)
+        block = _cse_block(
+            [groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer, counter, hoister
+        )
         desc = ", ".join(_plus(f"j{axis}" if nd > 1 else "j", -x) for axis, x in enumerate(k))
         fast.append(f"# forward cell i = {desc}")
         fast.extend(block)
@@ -250,43 +305,51 @@ def plan_adjoint(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangent
     fast.extend(store)
     guarded.extend(store)
 
+    data_args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
+    data_args += tuple(f"adj__{name}" for name in wrt)
+    grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
+    qs = tuple(f"q{axis}" for axis in range(nd))
+    boundary = Kernel(
+        "adjoint_boundary_cell",
+        "Adjoint at one padded cell near the boundary: each term guarded by its forward cell.",
+        qs + data_args,
+        grid + hoister.lines(printer),
+        ("guarded",),
+        {"guarded": tuple(guarded)},
+        parallel_twin=False,
+    )
+
     # Interior box along each axis: every shift valid, i.e. lo + kmax <= q < n + lo + kmin.
     shifts = list(groups)
     starts = [lo[axis] + max(k[axis] for k in shifts) for axis in range(nd)]
     ends = [lo[axis] + min(k[axis] for k in shifts) for axis in range(nd)]
-    setup = [f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd)]
+    setup = list(grid)
     setup += [f"N{axis} = adj__{wrt[0]}.shape[{axis}]" for axis in range(nd)]
     setup += [f"a{axis} = {starts[axis]}" for axis in range(nd)]
     setup += [f"b{axis} = max(a{axis}, {_plus(f'n{axis}', ends[axis])})" for axis in range(nd)]
+    setup += hoister.lines(printer)
+    call = (f"adjoint_boundary_cell({', '.join(qs + data_args)})",)
 
     def split(axis: int) -> tuple[Loop, ...]:
         var = f"q{axis}"
-        inner_full = (_full_loops_from("q", axis + 1, nd, "N", "guarded"),) if axis + 1 < nd else ("guarded",)
-        inner_split = split(axis + 1) if axis + 1 < nd else ("fast",)
+        edge = (_full_loops("q", nd, "N", "edge", first=axis + 1),) if axis + 1 < nd else ("edge",)
+        inner = split(axis + 1) if axis + 1 < nd else ("fast",)
         par = axis == 0
         return (
-            Loop(var, "0", f"a{axis}", par, inner_full),
-            Loop(var, f"a{axis}", f"b{axis}", par, inner_split),
-            Loop(var, f"b{axis}", f"N{axis}", par, inner_full),
+            Loop(var, "0", f"a{axis}", par, edge),
+            Loop(var, f"a{axis}", f"b{axis}", par, inner),
+            Loop(var, f"b{axis}", f"N{axis}", par, edge),
         )
 
-    args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
-    args += tuple(f"adj__{name}" for name in wrt)
-    return Kernel(
+    kernel = Kernel(
         "adjoint",
         "Fused adjoint: padded cotangents of " + ", ".join(wrt) + " (fold the halo afterwards).",
-        args,
+        data_args,
         tuple(setup),
         split(0),
-        {"fast": tuple(fast), "guarded": tuple(guarded)},
+        {"fast": tuple(fast), "edge": call},
     )
-
-
-def _full_loops_from(var: str, first: int, ndim: int, stop: str, block: str) -> Loop:
-    body: Loop | str = block
-    for axis in reversed(range(first, ndim)):
-        body = Loop(f"{var}{axis}", "0", f"{stop}{axis}", False, (body,))
-    return body  # type: ignore[return-value]
+    return boundary, kernel
 
 
 def plan_param_gradients(
@@ -303,11 +366,13 @@ def plan_param_gradients(
         return f"{a.field.name}[{_index('i', nd, [o + l for o, l in zip(a.offset, lo)])}]"
 
     printer = NumbaPrinter(index_access)
+    hoister = Hoister()
     names = list(adj.param_terms)
     block = _cse_block(
-        [adj.expression(n) for n in names], [f"acc__{n}" for n in names], "+=", printer, itertools.count()
+        [adj.expression(n) for n in names], [f"acc__{n}" for n in names], "+=", printer, itertools.count(), hoister
     )
     setup = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
+    setup += hoister.lines(printer)
     setup += tuple(f"acc__{n} = 0.0" for n in names)
     args = param_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
     returns = "(" + ", ".join(f"acc__{n}" for n in names) + ",)"
@@ -343,6 +408,7 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
     has_field_terms = any(adj.field_terms.values())
     has_param_terms = any(adj.param_terms.values())
 
+    adjoint_kernels = plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else (None, None)
     source = [f"{f.name}_new[0] = {e}" for f, e in s.outputs.items()]
     adjoint_lines = str(adj).splitlines()[1:] if adj.wrt else []
     return KernelPlan(
@@ -361,7 +427,8 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         bc={f.name: f.bc for f in s.inputs},
         halo_axes={f.name: halo_plan(f.bc, s.halo) for f in s.inputs},
         forward=plan_forward(s),
-        adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
+        adjoint_boundary=adjoint_kernels[0],
+        adjoint=adjoint_kernels[1],
         param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
         source_lines=tuple(source),
         adjoint_lines=tuple(adjoint_lines),

@@ -85,18 +85,17 @@ def content_hash(stencil: Stencil, wrt: str | Iterable[str] | None = None, optio
     return hashlib.sha256(canonical_text(stencil, wrt_fields, wrt_params, options).encode()).hexdigest()
 
 
-def _emit_loops(loops: Iterable[Loop], kernel: Kernel, parallel: bool, depth: int) -> list[str]:
+def _emit_body(body: Iterable[Loop | str], kernel: Kernel, parallel: bool, depth: int) -> list[str]:
     pad = "    " * depth
     lines: list[str] = []
-    for loop in loops:
-        rng = "numba.prange" if (loop.parallel and parallel) else "range"
-        start = "" if loop.start == "0" else f"{loop.start}, "
-        lines.append(f"{pad}for {loop.var} in {rng}({start}{loop.stop}):")
-        for item in loop.body:
-            if isinstance(item, str):
-                lines.extend(f"{pad}    {line}" for line in kernel.blocks[item])
-            else:
-                lines.extend(_emit_loops([item], kernel, parallel, depth + 1))
+    for item in body:
+        if isinstance(item, str):
+            lines.extend(f"{pad}{line}" for line in kernel.blocks[item])
+            continue
+        rng = "numba.prange" if (item.parallel and parallel) else "range"
+        start = "" if item.start == "0" else f"{item.start}, "
+        lines.append(f"{pad}for {item.var} in {rng}({start}{item.stop}):")
+        lines.extend(_emit_body(item.body, kernel, parallel, depth + 1))
     return lines
 
 
@@ -107,11 +106,11 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
         flags.append("parallel=True")
     if options.fastmath:
         flags.append("fastmath=True")
-    name = kernel.name if parallel else f"{kernel.name}_serial"
-    doc = kernel.doc if parallel else f"Serial twin of {kernel.name} (no prange)."
+    name = kernel.name if parallel or not kernel.parallel_twin else f"{kernel.name}_serial"
+    doc = kernel.doc if parallel or not kernel.parallel_twin else f"Serial twin of {kernel.name} (no prange)."
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
     lines += [f"    {line}" for line in kernel.setup]
-    lines += _emit_loops(kernel.loops, kernel, parallel, 1)
+    lines += _emit_body(kernel.body, kernel, parallel, 1)
     if kernel.returns:
         lines.append(f"    return {kernel.returns}")
     return "\n".join(lines)
@@ -161,10 +160,12 @@ def render_module(
     plan = make_plan(adj)
     digest = content_hash(stencil, wrt, options)
     kernels = []
-    for kernel in (plan.forward, plan.adjoint, plan.param_gradients):
-        if kernel is not None:
+    for kernel in (plan.forward, plan.adjoint_boundary, plan.adjoint, plan.param_gradients):
+        if kernel is None:
+            continue
+        if kernel.parallel_twin:
             kernels.append(emit_kernel(kernel, parallel=True, options=options))
-            kernels.append(emit_kernel(kernel, parallel=False, options=options))
+        kernels.append(emit_kernel(kernel, parallel=False, options=options))
     import pprint
 
     source = _environment().get_template(TEMPLATE_NAME).render(

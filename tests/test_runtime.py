@@ -1,0 +1,176 @@
+"""Runtime layer: call-time validation, dtypes, buffers, serial vs parallel kernels."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import dpgen as dp
+from dpgen.config import override
+from dpgen.errors import (
+    DTypeError,
+    GridTooSmallError,
+    MissingArgumentError,
+    ParameterError,
+    ShapeError,
+    UnknownArgumentError,
+)
+from dpgen.stencils import gradient_2d, laplacian, upwind
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(scope="module")
+def adv():
+    return dp.compile(upwind(1), wrt=("d", "u", "dt"))
+
+
+def upwind_args(n=16, dtype=np.float64):
+    return dict(
+        d=RNG.uniform(0, 1, n).astype(dtype), u=RNG.uniform(-1, 1, n).astype(dtype), dt=1e-2, dx=1 / n
+    )
+
+
+@pytest.mark.parametrize(
+    "mutate, error, words",
+    [
+        (lambda a: a.pop("u"), MissingArgumentError, ["'u'"]),
+        (lambda a: a.pop("dt"), MissingArgumentError, ["'dt'"]),
+        (lambda a: a.update(dtt=1.0), UnknownArgumentError, ["'dtt'", "inputs: d, u"]),
+        (lambda a: a.update(u=np.ones((4, 4))), ShapeError, ["'u'", "ndim 2", "1-D"]),
+        (lambda a: a.update(u=np.ones(17)), ShapeError, ["d: (16,)", "u: (17,)"]),
+        (lambda a: a.update(u=np.ones(16, dtype=np.int64)), DTypeError, ["'u'", "int64"]),
+        (lambda a: a.update(u=np.ones(16, dtype=np.complex128)), DTypeError, ["complex128"]),
+        (lambda a: a.update(u=np.ones(16, dtype=np.float32)), DTypeError, ["mix", "u: float32"]),
+        (lambda a: a.update(d=np.ones(1), u=np.ones(1)), GridTooSmallError, ["axis 0", "1 cell", "at least 2"]),
+        (lambda a: a.update(dt=np.ones(3)), ParameterError, ["'dt'", "scalar"]),
+        (lambda a: a.update(dt="0.1"), ParameterError, ["'dt'"]),
+    ],
+)
+def test_forward_rejects_bad_input_before_running(adv, mutate, error, words):
+    args = upwind_args()
+    mutate(args)
+    with pytest.raises(error) as info:
+        adv.forward(**args)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_vjp_rejects_bad_cotangents(adv):
+    args = upwind_args()
+    with pytest.raises(UnknownArgumentError, match="no output 'u'"):
+        adv.vjp({"u": np.ones(16)}, **args)
+    with pytest.raises(ShapeError, match="cotangent of d"):
+        adv.vjp({"d": np.ones(15)}, **args)
+    with pytest.raises(DTypeError, match="mix"):
+        adv.vjp({"d": np.ones(16, dtype=np.float32)}, **args)
+    with pytest.raises(UnknownArgumentError, match="mapping"):
+        adv.vjp(np.ones(16), **args)
+
+
+def test_output_name_passed_as_input_is_explained():
+    k = dp.compile(laplacian(1), wrt="p")
+    with pytest.raises(UnknownArgumentError, match="'lap' is an output"):
+        k.forward(p=np.ones(5), lap=np.ones(5), dx=1.0)
+
+
+def test_grid_must_be_longer_than_the_halo_on_every_axis():
+    p = dp.Field("p", ndim=2, bc="reflect")
+    k = dp.compile(dp.Stencil("wide2d", {p: p[2, 0] + p[0, -1]}), wrt="p")
+    k.forward(p=np.ones((3, 2)))  # halo (0, 2) on axis 0 and (1, 0) on axis 1
+    with pytest.raises(GridTooSmallError, match="axis 0 has 2 cell"):
+        k.forward(p=np.ones((2, 5)))
+    with pytest.raises(GridTooSmallError, match="axis 1 has 1 cell"):
+        k.forward(p=np.ones((5, 1)))
+
+
+def test_vjp_reads_only_the_fields_it_needs(adv):
+    k = dp.compile(upwind(1), wrt="d")
+    assert k.needs == ("u",)
+    args = upwind_args()
+    g = RNG.standard_normal(16)
+    without_d = k.vjp({"d": g}, u=args["u"], dt=args["dt"], dx=args["dx"])
+    np.testing.assert_array_equal(without_d["d"], adv.vjp({"d": g}, **args)["d"])
+    with pytest.raises(MissingArgumentError, match="'d'"):
+        adv.vjp({"d": g}, u=args["u"], dt=args["dt"], dx=args["dx"])
+
+
+def test_missing_cotangents_count_as_zero():
+    k = dp.compile(gradient_2d("edge"), wrt=("p", "dx"))
+    p = RNG.standard_normal((6, 5))
+    gx = RNG.standard_normal((6, 5))
+    only_x = k.vjp({"gx": gx}, p=p, dx=0.3, dy=0.7)
+    explicit = k.vjp({"gx": gx, "gy": np.zeros((6, 5))}, p=p, dx=0.3, dy=0.7)
+    np.testing.assert_array_equal(only_x["p"], explicit["p"])
+    assert only_x["dx"] == explicit["dx"]
+
+
+def test_float32_runs_in_float32_and_agrees_with_float64(adv):
+    args64 = upwind_args(32)
+    args32 = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) else v) for k, v in args64.items()}
+    g = RNG.standard_normal(32)
+    out32 = adv.forward(**args32)["d"]
+    cot32 = adv.vjp({"d": g.astype(np.float32)}, **args32)
+    assert out32.dtype == np.float32 and cot32["d"].dtype == np.float32 and cot32["u"].dtype == np.float32
+    np.testing.assert_allclose(out32, adv.forward(**args64)["d"], rtol=1e-5, atol=1e-6)
+    cot64 = adv.vjp({"d": g}, **args64)
+    for name in ("d", "u"):
+        np.testing.assert_allclose(cot32[name], cot64[name], rtol=1e-4, atol=1e-4 * np.abs(cot64[name]).max())
+
+
+def test_results_are_fresh_arrays_even_though_buffers_are_reused(adv):
+    args = upwind_args()
+    first = adv.forward(**args)["d"]
+    keep = first.copy()
+    g1 = adv.vjp({"d": np.ones(16)}, **args)
+    keep_g = g1["d"].copy()
+    adv.forward(**{**args, "d": args["d"] * 2})
+    adv.vjp({"d": -np.ones(16)}, **args)
+    np.testing.assert_array_equal(first, keep)
+    np.testing.assert_array_equal(g1["d"], keep_g)
+
+
+def test_inputs_are_not_modified_and_may_be_strided(adv):
+    args = upwind_args(32)
+    d_big = np.empty(64)
+    d_big[::2] = args["d"]
+    strided = {**args, "d": d_big[::2]}
+    before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
+    out = adv.forward(**strided)["d"]
+    np.testing.assert_array_equal(out, adv.forward(**args)["d"])
+    g = RNG.standard_normal(64)[::2]
+    np.testing.assert_array_equal(adv.vjp({"d": g}, **strided)["u"], adv.vjp({"d": g.copy()}, **args)["u"])
+    for k, v in before.items():
+        np.testing.assert_array_equal(args[k], v)
+
+
+def test_parallel_and_serial_kernels_agree():
+    k = dp.compile(upwind(2, bc=("periodic", "edge")), wrt=("d", "u", "v", "dt"))
+    shape = (40, 33)
+    args = dict(
+        d=RNG.uniform(0, 1, shape), u=RNG.uniform(-1, 1, shape), v=RNG.uniform(-1, 1, shape), dt=0.01, dx=0.1, dy=0.2
+    )
+    g = RNG.standard_normal(shape)
+    with override(parallel_threshold=10**12):
+        serial = (k.forward(**args)["d"], k.vjp({"d": g}, **args))
+    with override(parallel_threshold=0):
+        parallel = (k.forward(**args)["d"], k.vjp({"d": g}, **args))
+    np.testing.assert_array_equal(serial[0], parallel[0])
+    for name in ("d", "u", "v"):
+        np.testing.assert_array_equal(serial[1][name], parallel[1][name])  # race-free gather: bitwise equal
+    assert parallel[1]["dt"] == pytest.approx(serial[1]["dt"], rel=1e-12)  # reduction order may differ
+
+
+def test_stencil_reading_no_forward_values_needs_only_a_cotangent():
+    k = dp.compile(laplacian(2, bc="zero"), wrt="p")
+    assert k.needs == ()
+    g = RNG.standard_normal((5, 4))
+    out = k.vjp({"lap": g}, dx=1.0, dy=1.0)["p"]
+    # zero boundary: the Laplacian is symmetric, so the vjp equals the forward map
+    np.testing.assert_allclose(out, k.forward(p=g, dx=1.0, dy=1.0)["lap"], rtol=1e-14, atol=1e-14)
+    with pytest.raises(MissingArgumentError, match="at least one array"):
+        k.vjp({}, dx=1.0, dy=1.0)
+
+
+def test_repr_names_inputs_outputs_and_wrt(adv):
+    text = repr(adv)
+    assert "upwind_1d" in text and "wrt d, u, dt" in text
