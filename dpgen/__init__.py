@@ -14,6 +14,7 @@ from .compiler import compile, load
 from .config import config
 from .runtime import CompiledStencil
 from .symbolic import Access, Field, Stencil, fields
+from . import stencils
 from .verify import CheckResult, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "errors",
     "fields",
     "load",
+    "stencils",
 ]

@@ -144,7 +144,7 @@ def check_vjp(
     wrt: str | tuple[str, ...] | None = None,
     shape: tuple[int, ...] | None = None,
     n_directions: int = 2,
-    eps: float = 1e-6,
+    eps: float = 1e-5,
     rtol: float = 1e-7,
     seed: int = 0,
     raise_on_failure: bool = False,
@@ -152,13 +152,17 @@ def check_vjp(
     """Compare the vjp with central finite differences in random directions.
 
     For a random cotangent ``g`` and each ``w`` in ``wrt`` separately, with a random
-    direction ``v``: ``(L(w + h v) - L(w - h v)) / 2h`` against ``<vjp(g)_w, v>``, where
-    ``L = sum_out <g_out, f_out>`` and ``h = eps * max(rms(w), 1e-3)``.
+    direction ``v``, the fourth-order central difference of ``L = sum_out <g_out, f_out>``
+    along ``v`` (step ``h = eps * max(rms(w), 1e-3)``) is compared with ``<vjp(g)_w, v>``.
+    Fourth order lets the step stay small (few Min/Max kinks crossed) while the
+    truncation error (``~h**4``) stays far below the round-off error (``~1e-16 |L| / h``).
 
     Parameters
     ----------
     inputs, params : mappings, optional
         The point of linearisation (all input fields, all parameters). Random if left out.
+    eps : float
+        Relative finite-difference step.
     rtol : float
         Largest relative error ``|fd - ad| / max(|fd|, |ad|)`` accepted.
     """
@@ -171,22 +175,27 @@ def check_vjp(
         g = {n: rng.standard_normal(grid) for n in k.outputs}
         grads = k.vjp(g, **fields, **par)
 
-        def loss(fs: Arrays, ps: Mapping[str, float]) -> float:
-            return _pairing(k.forward(**fs, **ps), g)
+        def along(name: str, v, h: float) -> float:
+            """d/ds L(w + s v) at s = 0, by the 5-point stencil (1, -8, 8, -1) / 12h."""
+            values = []
+            for s in (-2, -1, 1, 2):
+                if name in fields:
+                    fs, ps = {**fields, name: fields[name] + (s * h) * v}, par
+                else:
+                    fs, ps = fields, {**par, name: par[name] + s * h}
+                values.append(_pairing(k.forward(**fs, **ps), g))
+            return (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * h)
 
         for name in names:
             if name in k.inputs:
                 v = rng.standard_normal(grid)
                 h = eps * max(float(np.sqrt(np.mean(fields[name] ** 2))), 1e-3)
-                plus = loss({**fields, name: fields[name] + h * v}, par)
-                minus = loss({**fields, name: fields[name] - h * v}, par)
                 ad = float(np.vdot(grads[name], v))
             else:
+                v = 1.0
                 h = eps * max(abs(par[name]), 1e-3)
-                plus = loss(fields, {**par, name: par[name] + h})
-                minus = loss(fields, {**par, name: par[name] - h})
                 ad = float(grads[name])
-            fd = (plus - minus) / (2 * h)
+            fd = along(name, v, h)
             scale = max(abs(fd), abs(ad), 1e-300)
             err = 0.0 if fd == ad else abs(fd - ad) / scale
             details[name] = max(details.get(name, 0.0), err)

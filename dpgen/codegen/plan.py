@@ -61,16 +61,15 @@ class Kernel:
 
 @dataclasses.dataclass(frozen=True)
 class HaloAxis:
-    """Halo fill/fold of one field along one axis with one rule."""
+    """Halo fill and fold of one field along one axis with one rule, as code lines."""
 
     axis: int
     rule: str
     pad_mode: str
     lo: int
     hi: int
-    #: ``(ghost index, source index)`` as code, in padded coordinates of this axis
-    left: tuple[tuple[str, str], ...]
-    right: tuple[tuple[str, str], ...]
+    fill: tuple[str, ...]
+    fold: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,58 +102,55 @@ class KernelPlan:
     linear_wrt: bool
 
 
-def _axis_slice(ndim: int, axis: int, index: str) -> str:
-    parts = [":"] * ndim
-    parts[axis] = index
-    return "a[" + ", ".join(parts) + "]" if ndim > 1 else f"a[{index}]"
-
-
-def _lin(const: int, var: str | None = None) -> str:
-    """``var + const`` as tidy code (``n0``, ``n0 + 2``, ``n0 - 1``, ``3``)."""
-    if var is None:
-        return str(const)
-    return _plus(var, const)
-
-
 def halo_plan(rules: tuple[str, ...], halo: tuple[tuple[int, int], ...]) -> tuple[HaloAxis, ...]:
-    """Ghost -> source slices per axis, in padded coordinates (``n{axis}`` interior cells).
+    """Fill and fold code per axis, in padded coordinates (``n{axis}`` interior cells).
 
     A ghost of the low side at padded index ``g`` stands for cell ``p = g - lo < 0``;
-    one of the high side at ``lo + n + r`` stands for cell ``p = n + r``. The source is
-    the padded index of ``boundary.source_index(rule, p, n)``, or ``None`` for zero.
+    one of the high side at ``lo + n + r`` stands for cell ``p = n + r``. Its source is
+    the padded index of ``boundary.source_index(rule, p, n)``, or none (zero). Each
+    axis runs over the full padded extent of the other axes, so corners get the
+    product of the per-axis maps, exactly as successive ``numpy.pad`` calls do. The
+    other axes are explicit loops (``k1``, ``k2``): Numba compiles them much faster
+    than slice assignments.
     """
     nd = len(rules)
     axes = []
     for axis, (rule, (lo, hi)) in enumerate(zip(rules, halo)):
         n = f"n{axis}"
-        left = []
+        pairs: list[tuple[str, str | None]] = []
         for g in range(lo):
             src = {
-                "periodic": _lin(g, n),
+                "periodic": _plus(n, g),
                 "zero": None,
-                "edge": _lin(lo),
-                "symmetric": _lin(2 * lo - 1 - g),
-                "reflect": _lin(2 * lo - g),
+                "edge": str(lo),
+                "symmetric": str(2 * lo - 1 - g),
+                "reflect": str(2 * lo - g),
             }[rule]
-            left.append((_lin(g), src))
-        right = []
+            pairs.append((str(g), src))
         for r in range(hi):
             src = {
-                "periodic": _lin(lo + r),
+                "periodic": str(lo + r),
                 "zero": None,
-                "edge": _lin(lo - 1, n),
-                "symmetric": _lin(lo - 1 - r, n),
-                "reflect": _lin(lo - 2 - r, n),
+                "edge": _plus(n, lo - 1),
+                "symmetric": _plus(n, lo - 1 - r),
+                "reflect": _plus(n, lo - 2 - r),
             }[rule]
-            right.append((_lin(lo + r, n), src))
+            pairs.append((_plus(n, lo + r), src))
+        others = [a for a in range(nd) if a != axis]
+        loops = [f"{'    ' * depth}for k{a} in range(a.shape[{a}]):" for depth, a in enumerate(others)]
+        pad = "    " * len(others)
 
-        def slices(pairs):
-            return tuple(
-                (_axis_slice(nd, axis, g), None if src is None else _axis_slice(nd, axis, src))
-                for g, src in pairs
-            )
+        def at(index: str) -> str:
+            parts = [index if a == axis else f"k{a}" for a in range(nd)]
+            return f"a[{', '.join(parts)}]"
 
-        axes.append(HaloAxis(axis, rule, PAD_MODE[rule], lo, hi, slices(left), slices(right)))
+        fill = [f"{pad}{at(g)} = {at(src) if src else '0.0'}" for g, src in pairs]
+        fold = [f"{pad}{at(src)} += {at(g)}" for g, src in pairs if src]
+        axes.append(HaloAxis(
+            axis, rule, PAD_MODE[rule], lo, hi,
+            tuple(loops + fill) if fill else (),
+            tuple(loops + fold) if fold else (),
+        ))
     return tuple(axes)
 
 
