@@ -26,7 +26,7 @@ Examples
 >>> adj.needs
 ('u',)
 >>> print(adj.expression("d"))
-d_bar[0]*(-dt*u[0] + 1) + d_bar[1]*dt*u[1]
+d_bar[0]*(-u[0]*dt + 1) + d_bar[1]*u[1]*dt
 """
 
 from __future__ import annotations
@@ -166,14 +166,17 @@ def lower_nonsmooth(expr: sp.Expr) -> sp.Expr:
     Examples
     --------
     >>> x = sp.Symbol("x", real=True)
-    >>> lower_nonsmooth(sp.Max(x, 0).diff(x) + sp.sign(x).diff(x))
-    Heaviside(x, 1/2)
+    >>> h = lower_nonsmooth(sp.Max(x, 0).diff(x) + sp.sign(x).diff(x))
+    >>> h, h.subs(x, 0)
+    (Heaviside(x), 1/2)
     """
     expr = expr.replace(
         lambda e: isinstance(e, sp.DiracDelta), lambda *args: sp.Integer(0)
     )
+    # Only Heavisides without a value at 0 are given 1/2 (SymPy's own default since
+    # 1.9); one the user wrote with an explicit H(0) keeps it.
     expr = expr.replace(
-        lambda e: isinstance(e, sp.Heaviside),
+        lambda e: isinstance(e, sp.Heaviside) and (len(e.args) < 2 or e.args[1] is sp.nan),
         lambda e: sp.Heaviside(e.args[0], sp.Rational(1, 2)),
     )
     if expr.has(sp.Derivative, sp.Subs):

@@ -114,6 +114,15 @@ def test_kink_value_matches_a_central_difference():
     np.testing.assert_array_equal(grad, [0.5, 2.0, -1.0])
 
 
+def test_user_written_heaviside_keeps_its_value_at_zero():
+    d = dp.Field("d")
+    k = dp.compile(dp.Stencil("h_at_zero", {d: sp.Heaviside(d[0], 0) * d[1] + sp.Heaviside(d[0])}), wrt="d")
+    x = np.array([0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(k.forward(d=x)["d"], [0.5, 0.0, 0.0])
+    # d_bar[j] = H0(d[j-1]) with H0(0) = 0 as written (not the 1/2 of derived kinks)
+    np.testing.assert_array_equal(k.vjp({"d": np.ones(3)}, d=x)["d"], [0.0, 0.0, 1.0])
+
+
 def test_printing_and_latex_are_readable():
     adj = readme_upwind().adjoint(("d", "u", "dt"))
     text = str(adj)

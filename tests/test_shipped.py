@@ -30,6 +30,16 @@ def test_shipped_vjp_matches_finite_differences(name, rule):
         assert dot.passed and dot.error <= 1e-12, str(dot)
 
 
+@pytest.mark.parametrize("rule", RULES)
+def test_upwind_3d_vjp_matches_finite_differences(rule):
+    stencil = FACTORIES["upwind_1d"][0](ndim=3, bc=rule)
+    k = dp.compile(stencil, all_wrt(stencil))
+    fields, params = dp.random_inputs(k, seed=12)
+    fields["d"] = np.abs(fields["d"]) + 0.1
+    res = dp.check_vjp(k, fields, params, seed=5)
+    assert res.passed and res.error <= 1e-7, str(res)
+
+
 @pytest.mark.parametrize("rule", ["periodic", "zero", "edge", "symmetric"])
 def test_laplacians_are_self_adjoint(rule):
     for ndim in (1, 2, 3):

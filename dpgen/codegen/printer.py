@@ -36,10 +36,13 @@ class NumbaPrinter(PythonCodePrinter):
         return self._index_access(expr)
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
-        # The lowered form always carries H(0) = 1/2 (see dpgen.adjoint.lower_nonsmooth).
-        if len(expr.args) > 1 and expr.args[1] != sp.Rational(1, 2):
-            raise NotImplementedError(f"Heaviside with H(0) = {expr.args[1]}")
-        return f"heaviside({self._print(expr.args[0])})"
+        # Derivatives always carry H(0) = 1/2 (see dpgen.adjoint.lower_nonsmooth); a
+        # user-written Heaviside may choose another value at 0.
+        arg = self._print(expr.args[0])
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+        if at_zero == sp.Rational(1, 2):
+            return f"heaviside({arg})"
+        return f"(1.0 if ({arg}) > 0 else (0.0 if ({arg}) < 0 else {self._print(sp.Float(at_zero))}))"
 
     def _print_sign(self, expr: sp.sign) -> str:
         return f"sign({self._print(expr.args[0])})"

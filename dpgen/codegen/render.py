@@ -47,11 +47,22 @@ def _environment() -> jinja2.Environment:
     )
 
 
+#: dpgen sources whose code decides what a generated module contains.
+GENERATOR_SOURCES = ("symbolic.py", "boundary.py", "adjoint.py", "codegen/plan.py", "codegen/printer.py", "codegen/render.py")
+
+
 @functools.lru_cache(maxsize=1)
-def templates_digest() -> str:
-    """SHA-256 over every template file: a template change changes every content hash."""
+def generator_digest() -> str:
+    """SHA-256 over the templates and the generator's own sources.
+
+    Part of every content hash: changing a template or the derivation changes the
+    hash, so caches never serve modules made by other code and ``dpgen build --check``
+    reports ``generated/`` stale.
+    """
     h = hashlib.sha256()
-    for path in sorted(template_dir().glob("*.j2")):
+    package = Path(__file__).resolve().parent.parent
+    files = sorted(template_dir().glob("*.j2")) + [package / name for name in GENERATOR_SOURCES]
+    for path in files:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -66,7 +77,7 @@ class CodegenOptions:
 
 def canonical_text(stencil: Stencil, wrt_fields: Iterable[str], wrt_params: Iterable[str], options: CodegenOptions) -> str:
     """A stable text of everything that determines the generated module."""
-    lines = [f"dpgen {__version__}", f"templates {templates_digest()}", f"options {options}"]
+    lines = [f"dpgen {__version__}", f"generator {generator_digest()}", f"options {options}"]
     lines.append(f"stencil {stencil.name} ndim {stencil.ndim}")
     for f in sorted(set(stencil.inputs) | set(stencil.outputs), key=lambda f: f.name):
         lines.append(f"field {f.name} ndim {f.ndim} bc {','.join(f.bc)}")

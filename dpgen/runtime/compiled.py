@@ -78,8 +78,8 @@ class CompiledStencil:
     >>> k = dp.compile(dp.Stencil("diff_doc", {d: d[1] - d[0]}), wrt="d")
     >>> k.forward(d=np.array([1.0, 2.0, 4.0]))["d"]
     array([ 1.,  2., -3.])
-    >>> k.vjp({"d": np.array([1.0, 0.0, 0.0])})["d"]
-    array([-1.,  0.,  1.])
+    >>> k.vjp({"d": np.array([1.0, 0.0, 0.0])})["d"]  # y[0] = d[1] - d[0]
+    array([-1.,  1.,  0.])
     """
 
     def __init__(self, module: ModuleType):
