@@ -324,8 +324,14 @@ class Stencil:
         param_syms: dict[str, sp.Symbol] = {}
         for expr in outputs.values():
             for s in expr.free_symbols:
-                if not isinstance(s, Access):
-                    param_syms.setdefault(s.name, s)
+                if isinstance(s, Access):
+                    continue
+                seen = param_syms.setdefault(s.name, s)
+                if seen != s:
+                    raise StencilDefinitionError(
+                        f"stencil {name!r}: two different SymPy symbols are named {s.name!r} "
+                        f"({sp.srepr(seen)} and {sp.srepr(s)}); a parameter must be one symbol"
+                    )
         real_params = {}
         for pname, sym in param_syms.items():
             _check_identifier(pname, "parameter")

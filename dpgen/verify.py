@@ -27,6 +27,9 @@ import numpy as np
 from .errors import GradientCheckError, NotLinearError, WrtError
 from .runtime import CompiledStencil
 
+#: Safety factor on the finite-difference round-off estimate ``eps * sum|g f| / h``.
+FD_NOISE_FACTOR = 20.0
+
 #: Default verification grid per dimension: small, non-square (catches axis mix-ups).
 DEFAULT_SHAPES = {1: (32,), 2: (12, 10), 3: (8, 7, 6)}
 
@@ -164,13 +167,18 @@ def check_vjp(
     eps : float
         Relative finite-difference step.
     rtol : float
-        Largest relative error ``|fd - ad| / max(|fd|, |ad|)`` accepted.
+        Largest relative error ``|fd - ad| / max(|fd|, |ad|)`` accepted. A difference
+        below the finite difference's own round-off (``20 eps sum|g f| / h``, reached
+        when a gradient is tiny next to the loss, e.g. ``d/du`` at a small ``dt``)
+        also passes, and the result names those entries.
     """
     fields, par = _prepare(k, inputs, params, shape, seed)
     names = _wrt(k, wrt)
     rng = np.random.default_rng(seed)
     grid = next(iter(fields.values())).shape
-    details: dict[str, float] = {}
+    details: dict[str, float | str] = {}
+    passed_each: dict[str, bool] = {}
+    noise_limited: set[str] = set()
     for _ in range(n_directions):
         g = {n: rng.standard_normal(grid) for n in k.outputs}
         grads = k.vjp(g, **fields, **par)
@@ -198,9 +206,17 @@ def check_vjp(
             fd = along(name, v, h)
             scale = max(abs(fd), abs(ad), 1e-300)
             err = 0.0 if fd == ad else abs(fd - ad) / scale
+            # Round-off of the finite difference: each L sums terms g*f rounded at ~eps.
+            terms = math.fsum(float(np.vdot(np.abs(g[n]), np.abs(y))) for n, y in k.forward(**fields, **par).items())
+            if err > rtol and abs(fd - ad) <= FD_NOISE_FACTOR * np.finfo(np.float64).eps * terms / h:
+                noise_limited.add(name)
             details[name] = max(details.get(name, 0.0), err)
-    worst = max(details.values(), default=0.0)
-    return _finish(CheckResult("vjp", k.name, worst <= rtol, worst, rtol, details), raise_on_failure)
+            passed_each[name] = passed_each.get(name, True) and (err <= rtol or name in noise_limited)
+    worst = max((v for v in details.values() if isinstance(v, float)), default=0.0)
+    passed = all(passed_each.values())
+    if noise_limited:
+        details["within finite-difference round-off"] = ",".join(sorted(noise_limited))
+    return _finish(CheckResult("vjp", k.name, passed, worst, rtol, details), raise_on_failure)
 
 
 def dot_test(

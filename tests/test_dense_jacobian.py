@@ -16,6 +16,7 @@ import pytest
 import sympy as sp
 
 import dpgen as dp
+from dpgen.config import override
 from dpgen.stencils import FACTORIES, laplacian, upwind
 from oracle import RULES, DenseOracle, Shape, check_against_oracle, pad_symbols, smallest_shape
 
@@ -48,7 +49,13 @@ def one_sided(bc: str) -> dp.Stencil:
 
 
 def nonsmooth(bc: str) -> dp.Stencil:
-    """exp, tanh, sin, Abs, Max, Min, sign and Piecewise on data of both signs."""
+    """exp, tanh, sin, Abs, Max, Min, sign and Piecewise on data of both signs.
+
+    Under "edge", "symmetric" and "reflect" some ghosts equal their neighbour, so
+    ``Abs(p[1] - p[0])``, ``Max(p[1], p[0])`` and ``Min(p[-1], p[1])`` sit exactly on
+    their kinks at boundary cells: the exact Jacobian there pins down dpgen's
+    conventions (sign(0) = 0, Heaviside(0) = 1/2).
+    """
     p, u = dp.fields("p u", ndim=1, bc=bc)
     upw = sp.Piecewise((p[0] - p[-1], u[0] > 0), (p[1] - p[0], True))
     expr = (
@@ -58,6 +65,8 @@ def nonsmooth(bc: str) -> dp.Stencil:
         - sp.Min(u[1], 0) * p[0]
         + sp.sign(u[0]) * p[0] ** 2
         + u[0] * upw
+        + sp.Max(p[1], p[0]) * u[1]
+        + 2 * sp.Min(p[-1], p[1])
     )
     return dp.Stencil("dense_nonsmooth", {p: expr})
 
@@ -118,7 +127,7 @@ def _cases() -> list[Case]:
     for rule in RULES:
         cases += [Case(f"width_two-{rule}", width_two(rule)), Case(f"one_sided-{rule}", one_sided(rule))]
     cases += [Case(f"nonsmooth-{rule}", nonsmooth(rule)) for rule in ("periodic", "edge", "reflect")]
-    # (zero padding would put log(0) in the stencil)
+    # Not "zero": a zero ghost would put log(0) into the stencil.
     cases += [Case(f"positive-{rule}", positive_only(rule), positive=True) for rule in ("symmetric", "edge")]
     return cases
 
@@ -142,10 +151,23 @@ def test_forward_and_vjp_match_dense_jacobian(case: Case, shape: Shape) -> None:
     check_against_oracle(kernel, case.stencil, shape, positive=case.positive)
 
 
-def test_every_factory_meets_every_rule() -> None:
-    """The case list exercises each shipped factory under each boundary rule."""
+#: Cases also run through the ``prange`` kernel variants (compiling those costs ~2-4 s each).
+PARALLEL_CASES = ("upwind_2d-periodic,reflect", "two_outputs-reflect,edge")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in PARALLEL_CASES], ids=lambda c: c.name)
+def test_parallel_kernels_match_dense_jacobian(case: Case) -> None:
+    """The parallel kernels, which large grids use, agree with the oracle as well."""
+    kernel = dp.compile(case.stencil, wrt=_all_inputs_and_params(case.stencil))
+    with override(parallel_threshold=0):
+        check_against_oracle(kernel, case.stencil, case.shapes(salt=0)[-1], positive=case.positive)
+
+
+def test_case_list_covers_factories_and_rules() -> None:
+    """Every shipped factory meets every boundary rule; the parallel cases exist."""
     covered = {(case.name.split("-")[0], rule) for case in CASES for f in case.stencil.inputs for rule in f.bc}
     assert {(name, rule) for name in FACTORIES for rule in RULES} <= covered
+    assert set(PARALLEL_CASES) <= {case.name for case in CASES}
 
 
 def test_oracle_itself() -> None:

@@ -124,6 +124,10 @@ def test_unsupported_constructs_are_named(expr_of, words):
         (lambda: dp.Stencil("s", {}), ["no output"]),
         (lambda: dp.Stencil("bad name", {dp.Field("a"): dp.Field("a")[0]}), ["identifier"]),
         (lambda: dp.Field("i0"), ["reserved"]),
+        (
+            lambda: dp.Stencil("s", {dp.Field("p"): sp.Symbol("a") * dp.Field("p")[0] + sp.Symbol("a", positive=True)}),
+            ["two different SymPy symbols are named 'a'"],
+        ),
         (lambda: dp.Field("x__y"), ["__"]),
         (lambda: dp.Field("d", ndim=4), ["ndim"]),
         (lambda: dp.Stencil("s", {"a": dp.Field("a")[0]}), ["Fields"]),

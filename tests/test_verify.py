@@ -106,3 +106,11 @@ def test_cli_check_prints_a_table(tmp_path, capsys):
     assert main(["check", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "diffuse" in out and "k,p" in out and "ok" in out and "vjp rel err" in out
+
+
+def test_check_vjp_tolerates_only_finite_difference_round_off(adv):
+    # dt = 1e-4: d/du is 1e-4 of the loss, so the finite difference itself loses digits
+    res = dp.check_vjp(adv, params={"dt": 1e-4, "dx": 1.0}, seed=0)
+    assert res.passed and "u" in res.details["within finite-difference round-off"]
+    bad = OffByOneCell(adv, "u", 3)
+    assert not dp.check_vjp(bad, params={"dt": 1e-4, "dx": 1.0}, seed=0).passed

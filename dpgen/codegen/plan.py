@@ -21,7 +21,7 @@ import itertools
 
 import sympy as sp
 
-from ..adjoint import AdjointStencil, is_homogeneous_linear, is_linear
+from ..adjoint import AdjointStencil, is_homogeneous_linear, is_linear, lower_nonsmooth
 from ..boundary import PAD_MODE
 from ..symbolic import Access, Offset, Stencil
 from .printer import NumbaPrinter
@@ -94,6 +94,7 @@ class KernelPlan:
     adjoint_boundary: Kernel | None
     adjoint: Kernel | None
     param_gradients: Kernel | None
+    diagonal: Kernel | None
     source_lines: tuple[str, ...]
     adjoint_lines: tuple[str, ...]
     #: inputs in which every output is affine (their forward values are not needed)
@@ -383,6 +384,40 @@ def plan_param_gradients(
     )
 
 
+def plan_diagonal(stencil: Stencil) -> Kernel | None:
+    """Smallest centre coefficient ``df_x/dx[0]`` over the grid, per explicit update ``x -> x_new``.
+
+    For an explicit step that is linear in ``x`` the update is monotone (and, for upwind
+    advection and diffusion, within its CFL limit) where every centre coefficient is
+    ``>= 0``; ``1 - min`` is then the Courant (or diffusion) number. The runtime uses
+    it to warn before a rollout runs. One-off check: serial only.
+    """
+    names = [f.name for f in stencil.outputs if f in set(stencil.inputs)]
+    if not names:
+        return None
+    lo = [h[0] for h in stencil.halo]
+    printer = NumbaPrinter(
+        lambda a: f"{a.field.name}[{_index('i', stencil.ndim, [o + l for o, l in zip(a.offset, lo)])}]"
+    )
+    hoister = Hoister()
+    exprs = [lower_nonsmooth(sp.diff(stencil.outputs[stencil.field(n)], stencil.field(n).center)) for n in names]
+    block = _cse_block(exprs, [f"val__{n}" for n in names], "=", printer, itertools.count(), hoister)
+    block += tuple(f"low__{n} = min(low__{n}, val__{n})" for n in names)
+    first = stencil.inputs[0].name
+    setup = tuple(f"n{axis} = {first}.shape[{axis}] - {sum(stencil.halo[axis])}" for axis in range(stencil.ndim))
+    setup += hoister.lines(printer) + tuple(f"low__{n} = math.inf" for n in names)
+    return Kernel(
+        "diagonal_min",
+        "Smallest centre coefficient d(" + ", ".join(f"{n}_new)/d{n}[0]" for n in names) + " over the grid.",
+        tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params),
+        setup,
+        (_full_loops("i", stencil.ndim, "n", "cell"),),
+        {"cell": block},
+        "(" + ", ".join(f"low__{n}" for n in names) + ",)",
+        parallel_twin=False,
+    )
+
+
 def make_plan(adj: AdjointStencil) -> KernelPlan:
     """Plan every kernel of the module for ``adj.stencil`` and the adjoints in ``adj``."""
     s = adj.stencil
@@ -426,6 +461,7 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         adjoint_boundary=adjoint_kernels[0],
         adjoint=adjoint_kernels[1],
         param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
+        diagonal=plan_diagonal(s),
         source_lines=tuple(source),
         adjoint_lines=tuple(adjoint_lines),
         linear_in=tuple(n for n in field_order if is_linear(s, n)),

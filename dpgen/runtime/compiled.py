@@ -238,6 +238,21 @@ class CompiledStencil:
 
     __call__ = forward
 
+    def min_diagonal(self, **kwargs: object) -> dict[str, float]:
+        """Smallest centre coefficient ``d x_new / d x[0]`` over the grid, per explicit update.
+
+        Only for outputs that are also inputs (``x -> x_new``). A negative value means
+        the explicit step is not monotone there: for upwind advection ``1 - min`` is
+        the Courant number, for explicit diffusion the diffusion number.
+        """
+        names = self.spec.get("diagonal_fields", [])
+        if not names:
+            return {}
+        fields, params, _, _ = self._parse(kwargs, self.inputs)
+        padded = [self._padded_input(n, fields[n]) for n in self.inputs]
+        lows = self.module.diagonal_min(*padded, *[params[p] for p in self.params])
+        return {n: float(v) for n, v in zip(names, lows)}
+
     def vjp(self, cotangents: Mapping[str, object], **kwargs: object) -> dict[str, np.ndarray | float]:
         """Vector-Jacobian product: cotangents of the outputs -> cotangents of ``wrt``.
 
