@@ -221,12 +221,26 @@ def _full_loops(var: str, ndim: int, stop: str, block: str, first: int = 0) -> L
     return body  # type: ignore[return-value]
 
 
+def _is_cotangent(a: Access, ndim: int) -> bool:
+    return a.field.name.endswith("_bar") and a.field.bc == ("zero",) * ndim
+
+
+def _cell_printer(stencil: Stencil) -> NumbaPrinter:
+    """Printer for loops over forward cells ``i``: inputs padded, cotangents not."""
+    lo = [h[0] for h in stencil.halo]
+    nd = stencil.ndim
+
+    def index_access(a: Access) -> str:
+        if _is_cotangent(a, nd):
+            return f"bar__{a.field.name[:-4]}[{_index('i', nd, a.offset)}]"
+        return f"{a.field.name}[{_index('i', nd, [o + l for o, l in zip(a.offset, lo)])}]"
+
+    return NumbaPrinter(index_access)
+
+
 def plan_forward(stencil: Stencil) -> Kernel:
     """Forward kernel: ``out__y[i] = f(...)`` over the grid, inputs padded."""
-    lo = [h[0] for h in stencil.halo]
-    printer = NumbaPrinter(
-        lambda a: f"{a.field.name}[{_index('i', stencil.ndim, [o + l for o, l in zip(a.offset, lo)])}]"
-    )
+    printer = _cell_printer(stencil)
     outs = list(stencil.outputs)
     cell = _index("i", stencil.ndim, (0,) * stencil.ndim)
     hoister = Hoister()
@@ -264,7 +278,7 @@ def plan_adjoint(
     lo = [h[0] for h in s.halo]
 
     def index_access(a: Access) -> str:
-        if a.field.name.endswith("_bar") and a.field.bc == ("zero",) * nd:
+        if _is_cotangent(a, nd):
             # cotangent y_bar[-k] of the forward cell i = j - k, unpadded: i = q - lo - k
             return f"bar__{a.field.name[:-4]}[{_index('q', nd, [o - l for o, l in zip(a.offset, lo)])}]"
         return f"{a.field.name}[{_index('q', nd, a.offset)}]"
@@ -355,14 +369,7 @@ def plan_param_gradients(
     """Parameter gradients: ``p_bar = sum_i sum_out y_bar[i] * df/dp`` as one reduction."""
     s = adj.stencil
     nd = s.ndim
-    lo = [h[0] for h in s.halo]
-
-    def index_access(a: Access) -> str:
-        if a.field.name.endswith("_bar") and a.field.bc == ("zero",) * nd:
-            return f"bar__{a.field.name[:-4]}[{_index('i', nd, a.offset)}]"
-        return f"{a.field.name}[{_index('i', nd, [o + l for o, l in zip(a.offset, lo)])}]"
-
-    printer = NumbaPrinter(index_access)
+    printer = _cell_printer(s)
     hoister = Hoister()
     names = list(adj.param_terms)
     block = _cse_block(
@@ -395,10 +402,7 @@ def plan_diagonal(stencil: Stencil) -> Kernel | None:
     names = [f.name for f in stencil.outputs if f in set(stencil.inputs)]
     if not names:
         return None
-    lo = [h[0] for h in stencil.halo]
-    printer = NumbaPrinter(
-        lambda a: f"{a.field.name}[{_index('i', stencil.ndim, [o + l for o, l in zip(a.offset, lo)])}]"
-    )
+    printer = _cell_printer(stencil)
     hoister = Hoister()
     exprs = [lower_nonsmooth(sp.diff(stencil.outputs[stencil.field(n)], stencil.field(n).center)) for n in names]
     block = _cse_block(exprs, [f"val__{n}" for n in names], "=", printer, itertools.count(), hoister)
