@@ -14,7 +14,8 @@ from .compiler import compile, load
 from .config import config
 from .runtime import CompiledStencil
 from .symbolic import Access, Field, Stencil, fields
-from . import stencils
+from . import losses, stencils
+from .rollout import Rollout, Step
 from .verify import CheckResult, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
 
 __all__ = [
@@ -34,5 +35,8 @@ __all__ = [
     "errors",
     "fields",
     "load",
+    "losses",
+    "Rollout",
+    "Step",
     "stencils",
 ]

@@ -75,6 +75,17 @@ class GridTooSmallError(CallError):
     """A grid axis with fewer cells than the boundary halo needs."""
 
 
+# --- time stepping ---------------------------------------------------------------------
+
+
+class SimulationError(DpgenError, FloatingPointError):
+    """A rollout produced NaN or infinite values (the message names the step and field)."""
+
+
+class StabilityWarning(UserWarning):
+    """An explicit step violates its monotonicity (CFL) condition."""
+
+
 # --- build and verification ----------------------------------------------------------
 
 

@@ -1,0 +1,537 @@
+"""Time stepping with exact gradients: a :class:`Step` of operators, run as a :class:`Rollout`.
+
+A step is a chain of operators (stencils); outputs of earlier operators feed later
+ones by name. Names that the step reads before it writes them, and also writes, are
+the *state*; names it only reads are *external*: time-constant fields (an array of
+the grid's shape), per-step controls (an array with a leading time axis) and scalar
+parameters.
+
+The reverse sweep fits on a page (:meth:`Rollout._reverse_step`): each operator's vjp
+in reverse order, cotangents of intermediate names passed backwards, external fields
+and parameters accumulated into preallocated buffers, per-step controls getting
+per-step adjoints. The forward sweep records, per step and operator, only the fields
+the vjp reads (``CompiledStencil.needs``; time-constant fields are never copied).
+
+Memory is store-all by default; with ``snapshots`` (or a ``memory_budget``) the
+forward and reverse sweeps follow the action stream of a ``checkpoint_schedules``
+schedule (Revolve in memory, multistage with disk snapshots). Both modes run through
+the same interpreter and the same kernels, so their gradients agree bit for bit.
+
+Examples
+--------
+>>> import numpy as np, dpgen as dp
+>>> sim = dp.Rollout(dp.Step([dp.stencils.upwind(1)]), steps=20)
+>>> d0, u = np.exp(-np.linspace(-3, 3, 32) ** 2), np.full(32, 0.5)
+>>> loss, grads = sim.value_and_grad(dp.losses.L2(np.zeros(32), field="d"), d=d0, u=u, dt=0.1, dx=1.0)
+>>> sorted(grads), grads["d"].shape
+(['d', 'u'], (32,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from checkpoint_schedules import (
+    Copy,
+    EndForward,
+    EndReverse,
+    Forward,
+    Move,
+    MultistageCheckpointSchedule,
+    Reverse,
+    Revolve,
+    StorageType,
+)
+
+from .compiler import compile as compile_stencil
+from .errors import (
+    MissingArgumentError,
+    ShapeError,
+    SimulationError,
+    StabilityWarning,
+    UnknownArgumentError,
+    WrtError,
+)
+from .losses import Loss, as_loss
+from .runtime import CompiledStencil
+from .runtime.checks import all_finite
+from .symbolic import Stencil
+
+Operator = Stencil | CompiledStencil
+
+
+@dataclasses.dataclass(frozen=True)
+class _OpInfo:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params: tuple[str, ...]
+    ndim: int
+
+
+def _describe(op: Operator) -> _OpInfo:
+    if isinstance(op, Stencil):
+        return _OpInfo(op.name, tuple(f.name for f in op.inputs), tuple(f.name for f in op.outputs),
+                       tuple(p.name for p in op.params), op.ndim)
+    if isinstance(op, CompiledStencil):
+        return _OpInfo(op.name, op.inputs, op.outputs, op.params, op.ndim)
+    raise TypeError(f"a Step holds dpgen Stencils or CompiledStencils, got {type(op).__name__}")
+
+
+class Step:
+    """One time step: operators applied in order, outputs feeding later inputs by name.
+
+    Parameters
+    ----------
+    operators : sequence of Stencil or CompiledStencil
+        Stencils are compiled on demand with exactly the adjoints a gradient needs;
+        compiled stencils must already carry them.
+    """
+
+    def __init__(self, operators: Sequence[Operator]):
+        self.operators = list(operators)
+        if not self.operators:
+            raise ValueError("a Step needs at least one operator")
+        self.info = [_describe(op) for op in self.operators]
+        ndims = {i.ndim for i in self.info}
+        if len(ndims) != 1:
+            raise ShapeError(f"operators of one step live on one grid; got dimensions {sorted(ndims)}")
+        self.ndim = ndims.pop()
+        written: set[str] = set()
+        read_first: list[str] = []
+        for info in self.info:
+            read_first += [n for n in info.inputs if n not in written and n not in read_first]
+            written |= set(info.outputs)
+        #: fields carried from step to step (read before written, and written)
+        self.state = tuple(n for n in read_first if n in written)
+        #: fields the user supplies each step (time-constant or per-step controls)
+        self.external = tuple(n for n in read_first if n not in written)
+        self.params = tuple(sorted({p for i in self.info for p in i.params}))
+        self._compiled: dict[tuple[int, frozenset[str]], CompiledStencil] = {}
+
+    def compiled(self, wrt_external: Iterable[str] = (), wrt_params: Iterable[str] = ()) -> list[CompiledStencil]:
+        """Each operator compiled with the adjoints a gradient w.r.t. ``wrt_*`` needs.
+
+        An operator needs the cotangents of its state and intermediate inputs (to pass
+        them backwards), of the requested external fields, and of requested parameters.
+        """
+        wanted_external, wanted_params = set(wrt_external), set(wrt_params)
+        result = []
+        for index, (op, info) in enumerate(zip(self.operators, self.info)):
+            wrt = frozenset(
+                [n for n in info.inputs if n not in self.external or n in wanted_external]
+                + [p for p in info.params if p in wanted_params]
+            )
+            key = (index, wrt)
+            if key not in self._compiled:
+                if isinstance(op, CompiledStencil):
+                    missing = sorted(wrt - set(op.wrt))
+                    if missing:
+                        raise WrtError(
+                            f"operator {op.name!r} was compiled without adjoints for {', '.join(missing)}; "
+                            "compile it with them or give the Step the Stencil"
+                        )
+                    self._compiled[key] = op
+                else:
+                    self._compiled[key] = compile_stencil(op, sorted(wrt))
+            result.append(self._compiled[key])
+        return result
+
+    def __repr__(self) -> str:
+        ops = " -> ".join(i.name for i in self.info)
+        return f"<Step {ops}: state {', '.join(self.state)}; external {', '.join(self.external) or '-'}>"
+
+
+def _schedule_actions_all(steps: int) -> list:
+    """Store-all as an action stream, so both modes share one interpreter."""
+    return [
+        Forward(0, steps, False, True, StorageType.WORK),
+        EndForward(),
+        Reverse(steps, 0, True),
+        EndReverse(),
+    ]
+
+
+def parse_bytes(budget: int | str) -> int:
+    """``"200 MB"``, ``"1.5GiB"`` or an int -> bytes."""
+    if isinstance(budget, (int, np.integer)):
+        return int(budget)
+    text = str(budget).strip().replace(" ", "").upper()
+    units = {"GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "GB": 1e9, "MB": 1e6, "KB": 1e3, "B": 1}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(float(text))
+
+
+@dataclasses.dataclass
+class RolloutStats:
+    """What the last gradient computation did."""
+
+    steps: int
+    forward_steps: int = 0
+    adjoint_steps: int = 0
+    max_snapshots: int = 0
+    max_recorded_steps: int = 0
+    schedule: str = "store all"
+
+    @property
+    def recompute_factor(self) -> float:
+        """Forward steps run per time step (1.0 when everything is stored)."""
+        return self.forward_steps / self.steps if self.steps else 1.0
+
+
+class Rollout:
+    """Run a :class:`Step` ``steps`` times and differentiate through it.
+
+    Parameters
+    ----------
+    step : Step or sequence of operators
+    steps : int
+        Number of time steps ``T``.
+    snapshots : int, optional
+        Checkpoint with Revolve keeping this many states in memory (default: store
+        every step's adjoint data).
+    disk_snapshots : int, optional
+        With ``snapshots``: a multistage schedule that also keeps this many states on
+        disk (``numpy.save`` files in a temporary folder).
+    memory_budget : int or str, optional
+        Alternative to ``snapshots``: bytes (``"500 MB"``) for snapshots; store-all
+        if the whole recording fits.
+    check_finite : bool
+        Stop with :class:`~dpgen.errors.SimulationError` naming the step at which a
+        state field became NaN or infinite.
+    """
+
+    def __init__(
+        self,
+        step: Step | Sequence[Operator],
+        steps: int,
+        *,
+        snapshots: int | None = None,
+        disk_snapshots: int = 0,
+        memory_budget: int | str | None = None,
+        check_finite: bool = True,
+    ):
+        self.step = step if isinstance(step, Step) else Step(step)
+        if int(steps) < 1:
+            raise ValueError(f"a rollout needs at least one step, got steps={steps}")
+        self.steps = int(steps)
+        if snapshots is not None and memory_budget is not None:
+            raise ValueError("give snapshots or memory_budget, not both")
+        if snapshots is not None and int(snapshots) < 1:
+            raise ValueError(f"snapshots must be >= 1, got {snapshots}")
+        self.snapshots = None if snapshots is None else int(snapshots)
+        self.disk_snapshots = int(disk_snapshots)
+        self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
+        self.check_finite = check_finite
+        self.stats = RolloutStats(self.steps)
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def _split_inputs(self, inputs: Mapping[str, object]):
+        step = self.step
+        state, constants, controls, params = {}, {}, {}, {}
+        for name, value in inputs.items():
+            if name in step.params:
+                params[name] = float(value)  # type: ignore[arg-type]
+            elif name in step.state:
+                state[name] = np.asarray(value)
+            elif name in step.external:
+                arr = np.asarray(value)
+                if arr.ndim == step.ndim + 1:
+                    if arr.shape[0] != self.steps:
+                        raise ShapeError(
+                            f"per-step control {name!r} has {arr.shape[0]} entries on its time axis; "
+                            f"the rollout has {self.steps} steps"
+                        )
+                    controls[name] = arr
+                else:
+                    constants[name] = arr
+            else:
+                raise UnknownArgumentError(
+                    f"the step has no state, external field or parameter {name!r}; state: "
+                    f"{', '.join(step.state)}; external: {', '.join(step.external) or '-'}; "
+                    f"params: {', '.join(step.params) or '-'}"
+                )
+        missing = [n for n in step.state + step.external + step.params if n not in inputs]
+        if missing:
+            raise MissingArgumentError(f"rollout: missing {', '.join(repr(m) for m in missing)}")
+        return state, constants, controls, params
+
+    def _env(self, t: int, state, constants, controls) -> dict[str, np.ndarray]:
+        env = dict(constants)
+        env.update({n: c[t] for n, c in controls.items()})
+        env.update(state)
+        return env
+
+    def _check_stability(self, ops: list[CompiledStencil], env: Mapping[str, np.ndarray], params) -> None:
+        for k in ops:
+            if not k.spec.get("diagonal_fields"):
+                continue
+            lows = k.min_diagonal(**{n: env[n] for n in k.inputs}, **{p: params[p] for p in k.params})
+            for field, low in lows.items():
+                if low < 0:
+                    warnings.warn(
+                        f"operator {k.name!r}: the centre coefficient of {field} in {field}_new is "
+                        f"{low:.3g} < 0 at t=0, i.e. a Courant (CFL) number of {1 - low:.3g} > 1; the "
+                        "explicit step is not monotone and may be unstable: reduce the time step",
+                        StabilityWarning,
+                        stacklevel=3,
+                    )
+
+    # --- forward -------------------------------------------------------------------------
+
+    def _forward_step(self, t: int, ops: list[CompiledStencil], state, constants, controls, params, record: bool):
+        """Advance one step; return the new state and (if ``record``) what each vjp reads."""
+        env = self._env(t, state, constants, controls)
+        tape = []
+        for k in ops:
+            args = {n: env[n] for n in k.inputs}
+            if record:  # time-constant fields are read from `constants` again; never copied
+                tape.append({n: args[n] for n in k.needs if n not in constants})
+            env.update(k.forward(**args, **{p: params[p] for p in k.params}))
+        new_state = {n: env[n] for n in self.step.state}
+        if self.check_finite:
+            for name, value in new_state.items():
+                if not all_finite(value):
+                    raise SimulationError(
+                        f"state field {name!r} became NaN or infinite at step {t + 1} of {self.steps}"
+                    )
+        return new_state, tape
+
+    def run(self, **inputs: object) -> dict[str, np.ndarray]:
+        """Forward only: the state after ``steps`` steps."""
+        state, constants, controls, params = self._split_inputs(inputs)
+        ops = self.step.compiled()
+        self._check_stability(ops, self._env(0, state, constants, controls), params)
+        for t in range(self.steps):
+            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
+        return state
+
+    def value(self, loss: Loss | Callable, **inputs: object) -> float:
+        """The loss of the rollout, forward only (nothing recorded)."""
+        loss = as_loss(loss)
+        state, constants, controls, params = self._split_inputs(inputs)
+        observed = loss.observed_steps(self.steps)
+        ops = self.step.compiled()
+        total = loss.evaluate(0, state)[0] if 0 in observed else 0.0
+        for t in range(self.steps):
+            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
+            if t + 1 in observed:
+                total += loss.evaluate(t + 1, state)[0]
+        return total
+
+    def trajectory(self, **inputs: object) -> dict[str, np.ndarray]:
+        """Forward only: every state, stacked on a leading time axis of length ``steps + 1``."""
+        state, constants, controls, params = self._split_inputs(inputs)
+        ops = self.step.compiled()
+        history = [state]
+        for t in range(self.steps):
+            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
+            history.append(state)
+        return {n: np.stack([s[n] for s in history]) for n in self.step.state}
+
+    # --- reverse -------------------------------------------------------------------------
+
+    def _reverse_step(self, t, ops, tape, cot, constants, controls, params, grads) -> dict[str, np.ndarray]:
+        """Adjoint of step ``t``: state cotangents after the step -> before it."""
+        env_cot = dict(cot)
+        env = self._env(t, {}, constants, controls)
+        for k, recorded in zip(reversed(ops), reversed(tape)):
+            out_cot = {n: env_cot.pop(n) for n in k.outputs if n in env_cot}
+            if not out_cot:
+                continue  # nothing downstream depends on this operator
+            args = {**{n: env[n] for n in k.needs if n in env}, **recorded}
+            res = k.vjp(out_cot, **args, **{p: params[p] for p in k.params})
+            for name, value in res.items():
+                if name in grads["params"]:
+                    grads["params"][name] += value
+                elif name in grads["constants"]:
+                    np.add(grads["constants"][name], value, out=grads["constants"][name])
+                elif name in grads["controls"]:
+                    np.add(grads["controls"][name][t], value, out=grads["controls"][name][t])
+                elif name in env_cot:
+                    np.add(env_cot[name], value, out=env_cot[name])
+                elif name not in self.step.external:
+                    env_cot[name] = value
+        grid = next(iter(cot.values())).shape
+        return {n: env_cot.get(n, np.zeros(grid, dtype=next(iter(cot.values())).dtype)) for n in self.step.state}
+
+    def _actions(self, bytes_per_state: int, bytes_per_record: int):
+        snapshots = self.snapshots
+        if self.memory_budget is not None:
+            if self.memory_budget >= self.steps * (bytes_per_record + bytes_per_state):
+                snapshots = None
+            else:
+                snapshots = max(1, self.memory_budget // max(bytes_per_state, 1) - 2)
+        if snapshots is None or snapshots >= self.steps:
+            self.stats.schedule = "store all"
+            return iter(_schedule_actions_all(self.steps))
+        if self.disk_snapshots:
+            self.stats.schedule = f"multistage: {snapshots} in memory, {self.disk_snapshots} on disk"
+            return iter(MultistageCheckpointSchedule(self.steps, snapshots, self.disk_snapshots))
+        self.stats.schedule = f"revolve: {snapshots} snapshots in memory"
+        return iter(Revolve(self.steps, snapshots))
+
+    def value_and_grad(
+        self, loss: Loss | Callable, wrt: str | Iterable[str] | None = None, **inputs: object
+    ) -> tuple[float, dict[str, np.ndarray | float]]:
+        """The loss of the rollout and its gradient, in one forward and one reverse sweep.
+
+        Parameters
+        ----------
+        loss : Loss or callable
+            See :mod:`dpgen.losses`; a callable ``fn(t, state) -> (value, grads)``
+            observes the final state.
+        wrt : names, optional
+            What to differentiate: state fields (their initial value), external
+            fields, per-step controls and parameters. Default: every array passed.
+        **inputs
+            Initial state, external fields, per-step controls (leading time axis) and
+            parameters, by name.
+
+        Returns
+        -------
+        value : float
+        grads : dict
+            ``{name: gradient}``: arrays for fields (the initial-state gradient for
+            state fields, the sum over steps for time-constant fields, one entry per
+            step for controls) and floats for parameters.
+        """
+        loss = as_loss(loss)
+        state, constants, controls, params = self._split_inputs(inputs)
+        names = self._resolve_wrt(wrt, state, constants, controls, params)
+        ops = self.step.compiled(
+            [n for n in names if n in constants or n in controls], [n for n in names if n in params]
+        )
+        dtype = next(iter(state.values())).dtype
+        grid = next(iter(state.values())).shape
+        grads = {
+            "params": {p: 0.0 for p in names if p in params},
+            "constants": {n: np.zeros(grid, dtype) for n in names if n in constants},
+            "controls": {n: np.zeros(controls[n].shape, dtype) for n in names if n in controls},
+        }
+        observed = loss.observed_steps(self.steps)
+        self._check_stability(ops, self._env(0, state, constants, controls), params)
+
+        bytes_per_state = sum(a.nbytes for a in state.values())
+        per_record = sum(np.dtype(dtype).itemsize * math.prod(grid) for k in ops for n in k.needs if n not in constants)
+        self.stats = RolloutStats(self.steps)
+        stats = self.stats
+        storage: dict[StorageType, dict[int, object]] = {StorageType.RAM: {}, StorageType.DISK: {}}
+        disk_dir = tempfile.TemporaryDirectory(prefix="dpgen-checkpoints-") if self.disk_snapshots else None
+        tapes: dict[int, list] = {}
+        loss_grads: dict[int, dict[str, np.ndarray]] = {}
+        value = 0.0
+        work = dict(state)  # the state at step `position`
+        position = 0
+        cot: dict[str, np.ndarray] | None = None
+        forward_done = False
+
+        def observe(t: int, current) -> None:
+            nonlocal value
+            if not forward_done and t in observed and t not in loss_grads:
+                v, g = loss.evaluate(t, current)
+                value += v
+                loss_grads[t] = g
+
+        def store(n: int, where: StorageType, snapshot) -> None:
+            if where == StorageType.DISK:
+                path = Path(disk_dir.name) / f"state_{n}.npz"  # type: ignore[union-attr]
+                np.savez(path, **snapshot)
+                storage[where][n] = path
+            else:
+                storage[where][n] = dict(snapshot)
+            stats.max_snapshots = max(stats.max_snapshots, len(storage[StorageType.RAM]))
+
+        def load(n: int, where: StorageType):
+            item = storage[where][n]
+            if where == StorageType.DISK:
+                with np.load(item) as data:  # type: ignore[arg-type]
+                    return {k: data[k] for k in data.files}
+            return dict(item)  # type: ignore[arg-type]
+
+        try:
+            observe(0, work)
+            for action in self._actions(bytes_per_state, per_record):
+                if isinstance(action, Forward):
+                    if position != action.n0:
+                        raise RuntimeError(f"checkpoint schedule out of sync: at {position}, asked for {action}")
+                    if action.write_ics:
+                        store(action.n0, action.storage, work)
+                    for t in range(action.n0, action.n1):
+                        work, tape = self._forward_step(t, ops, work, constants, controls, params, action.write_adj_deps)
+                        stats.forward_steps += 1
+                        if action.write_adj_deps:
+                            tapes[t] = tape
+                            stats.max_recorded_steps = max(stats.max_recorded_steps, len(tapes))
+                        observe(t + 1, work)
+                    position = action.n1
+                elif isinstance(action, EndForward):
+                    forward_done = True
+                    cot = {n: np.zeros(grid, dtype) for n in self.step.state}
+                    for name, g in loss_grads.pop(self.steps, {}).items():
+                        cot[name] = cot[name] + g
+                elif isinstance(action, Reverse):
+                    for t in range(action.n1 - 1, action.n0 - 1, -1):
+                        cot = self._reverse_step(t, ops, tapes[t], cot, constants, controls, params, grads)
+                        stats.adjoint_steps += 1
+                        for name, g in loss_grads.pop(t, {}).items():
+                            cot[name] = cot[name] + g
+                        if action.clear_adj_deps:
+                            del tapes[t]
+                elif isinstance(action, (Copy, Move)):
+                    snapshot = load(action.n, action.from_storage)
+                    if isinstance(action, Move):
+                        item = storage[action.from_storage].pop(action.n)
+                        if action.from_storage == StorageType.DISK:
+                            Path(item).unlink()  # type: ignore[arg-type]
+                    if action.to_storage == StorageType.WORK:
+                        work, position = snapshot, action.n
+                    else:
+                        store(action.n, action.to_storage, snapshot)
+                elif isinstance(action, EndReverse):
+                    break
+        finally:
+            if disk_dir is not None:
+                disk_dir.cleanup()
+
+        result: dict[str, np.ndarray | float] = {n: cot[n] for n in names if n in state}  # type: ignore[index]
+        result.update(grads["constants"])
+        result.update(grads["controls"])
+        result.update(grads["params"])
+        return value, result
+
+    def _resolve_wrt(self, wrt, state, constants, controls, params) -> list[str]:
+        if wrt is None:
+            return list(state) + list(constants) + list(controls)
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+        known = set(state) | set(constants) | set(controls) | set(params)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise WrtError(
+                f"wrt names {', '.join(repr(u) for u in unknown)}, not an input of this rollout "
+                f"(inputs: {', '.join(sorted(known))})"
+            )
+        return names
+
+    def objective(
+        self, loss: Loss | Callable, wrt: str | Sequence[str], **fixed: object
+    ) -> Callable[[Mapping[str, object]], tuple[float, dict[str, np.ndarray | float]]]:
+        """``f(x) -> (value, grads)`` over the inputs in ``wrt``, the others fixed: for optimisers."""
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+
+        def value_and_grad(x: Mapping[str, object]) -> tuple[float, dict[str, np.ndarray | float]]:
+            return self.value_and_grad(loss, wrt=names, **fixed, **x)
+
+        return value_and_grad
+
+
+__all__ = ["Rollout", "RolloutStats", "Step", "parse_bytes"]

@@ -1,0 +1,198 @@
+"""Rollouts: gradients through time steps, checkpointing, losses and bad input."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+from checkpoint_schedules import Forward, EndReverse, MultistageCheckpointSchedule, Revolve
+
+import dpgen as dp
+from dpgen.errors import MissingArgumentError, ShapeError, SimulationError, StabilityWarning, UnknownArgumentError, WrtError
+from dpgen.stencils import upwind
+
+nu = sp.Symbol("nu", positive=True)
+dt = sp.Symbol("dt", positive=True)
+SPACINGS = sp.symbols("dx dy", positive=True)
+
+
+def diffuse_with_source(ndim: int, bc="periodic") -> dp.Stencil:
+    """d_new = d + nu dt lap(d) + dt * s: s is a per-step control."""
+    d, s = dp.fields("d s", ndim=ndim, bc=bc)
+    zero = (0,) * ndim
+    lap = sum(
+        (d[tuple(int(a == ax) for a in range(ndim))] - 2 * d[zero] + d[tuple(-int(a == ax) for a in range(ndim))])
+        / SPACINGS[ax] ** 2
+        for ax in range(ndim)
+    )
+    return dp.Stencil(f"diffuse_src_{ndim}d_{bc}", {d: d[zero] + nu * dt * lap + dt * sp.tanh(s[zero])})
+
+
+def problem(ndim: int, steps: int = 50, bc="periodic", seed: int = 0):
+    rng = np.random.default_rng(seed)
+    shape = (32,) if ndim == 1 else (12, 10)
+    step = dp.Step([upwind(ndim, bc=bc), diffuse_with_source(ndim, bc)])
+    x = [np.linspace(0, 1, n, endpoint=False) for n in shape]
+    grid = np.meshgrid(*x, indexing="ij")
+    d0 = 1 + np.exp(-sum((g - 0.5) ** 2 for g in grid) * 20) + 0.05 * rng.standard_normal(shape)
+    # velocities of both signs, away from the upwind kink at 0 that finite differences must not straddle
+    velocity = lambda: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 1.0, size=shape)  # noqa: E731
+    inputs = {"d": d0, "u": velocity(), "s": 0.3 * rng.standard_normal((steps,) + shape)}
+    if ndim == 2:
+        inputs["v"] = velocity()
+    h = 1.0 / shape[0]
+    inputs.update(dt=0.2 * h, dx=h, nu=0.05 * h)
+    if ndim == 2:
+        inputs["dy"] = 1.0 / shape[1]
+    target = d0 + 0.2 * rng.standard_normal(shape)
+    return dp.Rollout(step, steps), inputs, dp.losses.L2(target, field="d")
+
+
+def directional_fd(sim, loss, inputs, name, direction, eps=1e-4):
+    """Fourth-order central difference of the rollout loss along ``direction``."""
+    scale = max(float(np.sqrt(np.mean(np.square(inputs[name])))), 1e-3) * eps
+    vals = []
+    for s in (-2, -1, 1, 2):
+        moved = dict(inputs)
+        moved[name] = inputs[name] + s * scale * direction
+        vals.append(sim.value(loss, **moved))
+    return (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * scale)
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_rollout_gradients_match_finite_differences(ndim):
+    sim, inputs, loss = problem(ndim)
+    wrt = ["d", "u", "s", "nu"] + (["v"] if ndim == 2 else [])
+    value, grads = sim.value_and_grad(loss, wrt=wrt, **inputs)
+    assert value == pytest.approx(sim.value(loss, **inputs), rel=1e-14)
+    rng = np.random.default_rng(1)
+    for name in wrt:
+        direction = rng.standard_normal(np.shape(inputs[name])) if np.ndim(inputs[name]) else 1.0
+        fd = directional_fd(sim, loss, inputs, name, direction)
+        ad = float(np.vdot(grads[name], direction)) if np.ndim(direction) else grads[name]
+        assert abs(fd - ad) <= 1e-6 * max(abs(fd), abs(ad)), (name, fd, ad)
+    assert grads["s"].shape == inputs["s"].shape and np.all(np.abs(grads["s"]).sum(axis=tuple(range(1, ndim + 1))) > 0)
+
+
+def test_rollout_taylor_test_has_slope_two():
+    sim, inputs, loss = problem(1)
+
+    def value_and_grad(**point):
+        return sim.value_and_grad(loss, wrt=("d", "u", "s", "nu"), **{**inputs, **point})
+
+    res = dp.taylor_test(value_and_grad, {n: inputs[n] for n in ("d", "u", "s", "nu")}, h0=1e-2)
+    assert res.passed and abs(res.error - 2) <= 0.1, str(res)
+
+
+def test_trajectory_loss_and_function_loss():
+    sim, inputs, _ = problem(1, steps=20)
+    rng = np.random.default_rng(3)
+    targets = {t: rng.standard_normal(32) for t in (0, 5, 20)}
+    traj = dp.losses.L2(targets, field="d")
+    value, grads = sim.value_and_grad(traj, wrt=("d", "u"), **inputs)
+    states = sim.trajectory(**inputs)["d"]
+    assert value == pytest.approx(sum(np.sum((states[t] - y) ** 2) for t, y in targets.items()), rel=1e-13)
+    direction = rng.standard_normal(32)
+    fd = directional_fd(sim, traj, inputs, "u", direction)
+    assert abs(fd - grads["u"] @ direction) <= 1e-6 * abs(fd)
+
+    def mean_value(t, state):  # a user loss returning (value, gradient)
+        return float(state["d"].mean()), {"d": np.full(32, 1 / 32)}
+
+    value, grads = sim.value_and_grad(mean_value, wrt=("d",), **{**inputs, "u": np.full(32, -0.7)})
+    # with a constant velocity upwind and diffusion conserve mass on a periodic grid:
+    # d mean(d_T) / d d0 = 1/32 in every cell
+    np.testing.assert_allclose(grads["d"], np.full(32, 1 / 32), rtol=1e-12)
+
+
+@pytest.mark.parametrize("snapshots, disk", [(1, 0), (3, 0), (7, 0), (2, 3)])
+def test_checkpointed_gradients_equal_stored_bit_for_bit(snapshots, disk):
+    sim, inputs, loss = problem(1, steps=30)
+    wrt = ("d", "u", "s", "nu", "dt")
+    value, grads = sim.value_and_grad(loss, wrt=wrt, **inputs)
+    checkpointed = dp.Rollout(sim.step, 30, snapshots=snapshots, disk_snapshots=disk)
+    value_cp, grads_cp = checkpointed.value_and_grad(loss, wrt=wrt, **inputs)
+    assert value_cp == value
+    for name in wrt:
+        assert np.array_equal(grads_cp[name], grads[name]), name
+    stats = checkpointed.stats
+    assert stats.max_snapshots <= snapshots and stats.max_recorded_steps == 1
+    schedule = MultistageCheckpointSchedule(30, snapshots, disk) if disk else Revolve(30, snapshots)
+    promised = 0
+    for action in schedule:
+        if isinstance(action, Forward):
+            promised += action.n1 - action.n0
+        if isinstance(action, EndReverse):
+            break
+    assert stats.forward_steps == promised and stats.recompute_factor == promised / 30 > 1
+    assert stats.adjoint_steps == 30 and sim.stats.recompute_factor == 1.0
+
+
+def test_memory_budget_chooses_between_store_all_and_revolve():
+    sim, inputs, loss = problem(1, steps=30)
+    state_bytes = inputs["d"].nbytes
+    roomy = dp.Rollout(sim.step, 30, memory_budget=10**9)
+    roomy.value_and_grad(loss, wrt=("u",), **inputs)
+    assert roomy.stats.schedule == "store all"
+    tight = dp.Rollout(sim.step, 30, memory_budget=6 * state_bytes)
+    tight.value_and_grad(loss, wrt=("u",), **inputs)
+    assert tight.stats.schedule.startswith("revolve: 4 ") and tight.stats.max_snapshots <= 4
+    assert dp.rollout.parse_bytes("1.5 KiB") == 1536 and dp.rollout.parse_bytes("2MB") == 2_000_000
+
+
+def test_adjoint_records_only_what_the_vjp_reads():
+    sim, inputs, loss = problem(1, steps=5)
+    ops = sim.step.compiled(["u"], [])
+    assert ops[0].needs == ("d", "u")  # the u-adjoint of upwind reads d
+    only_d = dp.Step([upwind(1)]).compiled()[0]
+    assert only_d.needs == ("u",)  # ...the d-adjoint does not: a state copy saved per step
+
+
+def test_cfl_violation_is_warned_with_the_courant_number():
+    sim, inputs, loss = problem(1, steps=3)
+    inputs = {**inputs, "u": np.full(32, 2.0), "dt": 1.0 / 32}  # Courant number 2
+    with pytest.warns(StabilityWarning, match=r"Courant \(CFL\) number of 2(\.0+)? > 1"):
+        sim.run(**inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        problem(1, steps=3)[0].run(**problem(1, steps=3)[1])
+
+
+def test_nan_stops_the_rollout_with_the_step_number():
+    sim, inputs, loss = problem(1, steps=40)
+    source = inputs["s"].copy()
+    source[7, 3] = np.nan  # enters the state during step 8 (t = 7)
+    with pytest.raises(SimulationError, match=r"state field 'd' became NaN or infinite at step 8 of 40"):
+        sim.value_and_grad(loss, **{**inputs, "s": source})
+    blow_up = {**inputs, "u": np.full(32, 1e3), "dt": 1.0 / 32}  # Courant number 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)
+        with pytest.raises(SimulationError, match="became NaN or infinite at step"):
+            dp.Rollout(sim.step, 400).run(**{**blow_up, "s": np.zeros((400, 32))})
+
+
+def test_bad_rollout_input_is_named():
+    sim, inputs, loss = problem(1, steps=10)
+    with pytest.raises(MissingArgumentError, match="'u'"):
+        sim.run(**{k: v for k, v in inputs.items() if k != "u"})
+    with pytest.raises(UnknownArgumentError, match="'w'"):
+        sim.run(**inputs, w=np.ones(32))
+    with pytest.raises(ShapeError, match="'s' has 7 entries"):
+        sim.run(**{**inputs, "s": np.zeros((7, 32))})
+    with pytest.raises(WrtError, match="'q'"):
+        sim.value_and_grad(loss, wrt=("q",), **inputs)
+
+    def bad_gradient(t, state):
+        return 0.0, {"d": np.zeros(31)}
+
+    with pytest.raises(ShapeError, match=r"loss gradient for 'd' at step 10 has shape \(31,\)"):
+        sim.value_and_grad(bad_gradient, **inputs)
+
+
+def test_step_analysis_names_state_and_external():
+    step = dp.Step([upwind(1), diffuse_with_source(1)])
+    assert step.state == ("d",) and set(step.external) == {"u", "s"} and step.params == ("dt", "dx", "nu")
+    k = dp.compile(upwind(1), wrt=("u",))
+    with pytest.raises(WrtError, match="without adjoints for d"):
+        dp.Step([k]).compiled()
