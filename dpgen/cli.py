@@ -51,9 +51,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    if args.name == "upwind":
+        from .demos import upwind
 
-    return run_demo(args.name, n=args.n)
+        return upwind.run(n=args.n or 1_000_000)
+    from .demos import advection
+
+    return advection.run(n=args.n or 128, steps=args.steps, iterations=args.iterations, out=args.out,
+                         progress=not args.quiet and sys.stderr.isatty())
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -80,9 +85,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--stencil", action="append")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("demo", help="run a demo")
-    p.add_argument("name", nargs="?", default="upwind", choices=["upwind"])
-    p.add_argument("-n", type=int, default=1_000_000, help="grid size for the timing part")
+    p = sub.add_parser("demo", help="run a demo: advection (the inverse problem) or upwind (the core walk-through)")
+    p.add_argument("name", nargs="?", default="advection", choices=["advection", "upwind"])
+    p.add_argument("-n", type=int, default=None, help="grid cells (advection: 128; upwind timing: 1e6)")
+    p.add_argument("--steps", type=int, default=100, help="advection: time steps")
+    p.add_argument("--iterations", type=int, default=200, help="advection: optimiser iterations")
+    p.add_argument("--out", default="advection_demo.png", help="advection: PNG to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -100,8 +100,10 @@ class L2(Loss):
         x = state[self.field]
         if target.shape != x.shape:
             raise ShapeError(f"L2 target for {self.field!r} has shape {target.shape}; the state has {x.shape}")
-        residual = x - target
-        return self.weight * float(np.vdot(residual, residual)), {self.field: 2.0 * self.weight * residual}
+        residual = np.subtract(x, target)
+        value = self.weight * float(np.vdot(residual, residual))
+        residual *= 2.0 * self.weight  # the gradient, in place: one temporary for value and gradient
+        return value, {self.field: residual}
 
 
 class FunctionLoss(Loss):

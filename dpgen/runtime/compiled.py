@@ -268,7 +268,19 @@ class CompiledStencil:
         -------
         dict
             ``{field: array}`` for every field in ``wrt`` and ``{param: float}`` for
-            every parameter in ``wrt``.
+            every parameter in ``wrt``. Field cotangents may be views into a fresh
+            padded array (the halo is folded, then cut off without a copy).
+        """
+        return self.vjp_into(cotangents, {}, **kwargs)
+
+    def vjp_into(
+        self, cotangents: Mapping[str, object], accumulators: Mapping[str, np.ndarray], **kwargs: object
+    ) -> dict[str, np.ndarray | float]:
+        """:meth:`vjp`, adding the cotangents of the fields in ``accumulators`` into those arrays.
+
+        What rollouts use for time-constant fields: no result array is made for them,
+        so a reverse sweep allocates nothing per step for their gradients. The other
+        cotangents are returned as by :meth:`vjp`.
         """
         if not isinstance(cotangents, Mapping):
             raise UnknownArgumentError(
@@ -291,8 +303,19 @@ class CompiledStencil:
 
         if self.wrt_fields:
             if self.spec["has_adjoint_kernel"]:
+                for n, acc in accumulators.items():
+                    if n not in self.wrt_fields or acc.shape != shape or acc.dtype != dtype:
+                        raise ShapeError(
+                            f"stencil {self.name!r}: accumulator for {n!r} must be a {dtype} array of "
+                            f"shape {shape} and {n!r} must be in wrt {self.wrt_fields}"
+                        )
+                # Accumulated fields use a reused buffer; the others a fresh one whose
+                # interior is returned as is (no copy, no aliasing between calls).
                 adj = {
-                    n: self._buffer(("adj", n), self._padded_shape(shape), dtype) for n in self.wrt_fields
+                    n: self._buffer(("adj", n), self._padded_shape(shape), dtype)
+                    if n in accumulators
+                    else np.empty(self._padded_shape(shape), dtype)
+                    for n in self.wrt_fields
                 }
                 self._kernel("adjoint", shape)(
                     *[padded[n] for n in self.spec["adjoint_inputs"]],
@@ -303,9 +326,12 @@ class CompiledStencil:
                 interior = self._interior(shape)
                 for n, buf in adj.items():
                     getattr(self.module, f"fold_halo_{n}")(buf)
-                    result[n] = buf[interior].copy()
+                    if n in accumulators:
+                        np.add(accumulators[n], buf[interior], out=accumulators[n])
+                    else:
+                        result[n] = buf[interior]
             else:  # no output depends on the requested fields
-                result.update({n: np.zeros(shape, dtype) for n in self.wrt_fields})
+                result.update({n: np.zeros(shape, dtype) for n in self.wrt_fields if n not in accumulators})
         if self.wrt_params:
             if self.spec["has_param_kernel"]:
                 sums = self._kernel("param_gradients", shape)(

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import sympy as sp
 
-from . import Field, Stencil, compile, fields
-from .boundary import RULES
-from .verify import check_vjp
+from .. import Stencil, compile, fields
+from ..boundary import RULES
+from ..verify import check_vjp
 
 
 def upwind_stencil(bc: str = "periodic") -> Stencil:
@@ -52,7 +52,7 @@ def _best_of(fn, repeat: int = 5) -> float:
     return best
 
 
-def run_demo(name: str = "upwind", n: int = 1_000_000) -> int:
+def run(n: int = 1_000_000) -> int:
     """Run the demo; returns a process exit code (1 if a gradient check failed)."""
     print("== 1. The stencil and its SymPy-derived adjoint ==")
     stencil = upwind_stencil()

@@ -1,0 +1,1 @@
+"""Demos run by ``dpgen demo NAME``: ``advection`` (the main one) and ``upwind``."""
