@@ -264,102 +264,45 @@ class Rollout:
             raise MissingArgumentError(f"rollout: missing {', '.join(repr(m) for m in missing)}")
         return state, constants, controls, params
 
-    def _env(self, t: int, state, constants, controls) -> dict[str, np.ndarray]:
-        env = dict(constants)
-        env.update({n: c[t] for n, c in controls.items()})
-        env.update(state)
-        return env
-
-    def _check_stability(self, ops: list[CompiledStencil], env: Mapping[str, np.ndarray], params) -> None:
-        for k in ops:
-            if not k.spec.get("diagonal_fields"):
-                continue
-            lows = k.min_diagonal(**{n: env[n] for n in k.inputs}, **{p: params[p] for p in k.params})
-            for field, low in lows.items():
-                if low < 0:
-                    warnings.warn(
-                        f"operator {k.name!r}: the centre coefficient of {field} in {field}_new is "
-                        f"{low:.3g} < 0 at t=0, i.e. a Courant (CFL) number of {1 - low:.3g} > 1; the "
-                        "explicit step is not monotone and may be unstable: reduce the time step",
-                        StabilityWarning,
-                        stacklevel=3,
-                    )
+    def _start(self, inputs: Mapping[str, object], wrt_external=(), wrt_params=()) -> "_Run":
+        state, constants, controls, params = self._split_inputs(inputs)
+        ops = self.step.compiled(wrt_external, wrt_params)
+        run = _Run(self, ops, state, constants, controls, params)
+        run.check_stability()
+        return run
 
     # --- forward -------------------------------------------------------------------------
 
-    def _forward_step(self, t: int, ops: list[CompiledStencil], state, constants, controls, params, record: bool):
-        """Advance one step; return the new state and (if ``record``) what each vjp reads."""
-        env = self._env(t, state, constants, controls)
-        tape = []
-        for k in ops:
-            args = {n: env[n] for n in k.inputs}
-            if record:  # time-constant fields are read from `constants` again; never copied
-                tape.append({n: args[n] for n in k.needs if n not in constants})
-            env.update(k.forward(**args, **{p: params[p] for p in k.params}))
-        new_state = {n: env[n] for n in self.step.state}
-        if self.check_finite:
-            for name, value in new_state.items():
-                if not all_finite(value):
-                    raise SimulationError(
-                        f"state field {name!r} became NaN or infinite at step {t + 1} of {self.steps}"
-                    )
-        return new_state, tape
-
     def run(self, **inputs: object) -> dict[str, np.ndarray]:
         """Forward only: the state after ``steps`` steps."""
-        state, constants, controls, params = self._split_inputs(inputs)
-        ops = self.step.compiled()
-        self._check_stability(ops, self._env(0, state, constants, controls), params)
+        run = self._start(inputs)
+        state = run.initial_state()
         for t in range(self.steps):
-            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
-        return state
+            state, _ = run.forward_step(t, state, record=False)
+        return {n: run.grid(v).copy() for n, v in state.items()}
 
     def value(self, loss: Loss | Callable, **inputs: object) -> float:
         """The loss of the rollout, forward only (nothing recorded)."""
         loss = as_loss(loss)
-        state, constants, controls, params = self._split_inputs(inputs)
         observed = loss.observed_steps(self.steps)
-        ops = self.step.compiled()
-        total = loss.evaluate(0, state)[0] if 0 in observed else 0.0
+        run = self._start(inputs)
+        state = run.initial_state()
+        total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
         for t in range(self.steps):
-            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
+            state, _ = run.forward_step(t, state, record=False)
             if t + 1 in observed:
-                total += loss.evaluate(t + 1, state)[0]
+                total += loss.evaluate(t + 1, run.grid_state(state))[0]
         return total
 
     def trajectory(self, **inputs: object) -> dict[str, np.ndarray]:
         """Forward only: every state, stacked on a leading time axis of length ``steps + 1``."""
-        state, constants, controls, params = self._split_inputs(inputs)
-        ops = self.step.compiled()
-        history = [state]
+        run = self._start(inputs)
+        state = run.initial_state()
+        history = [run.grid_state(state)]
         for t in range(self.steps):
-            state, _ = self._forward_step(t, ops, state, constants, controls, params, record=False)
-            history.append(state)
+            state, _ = run.forward_step(t, state, record=False)
+            history.append(run.grid_state(state))
         return {n: np.stack([s[n] for s in history]) for n in self.step.state}
-
-    # --- reverse -------------------------------------------------------------------------
-
-    def _reverse_step(self, t, ops, tape, cot, constants, controls, params, grads) -> dict[str, np.ndarray]:
-        """Adjoint of step ``t``: state cotangents after the step -> before it."""
-        env_cot = dict(cot)
-        env = self._env(t, {}, constants, controls)
-        for k, recorded in zip(reversed(ops), reversed(tape)):
-            out_cot = {n: env_cot.pop(n) for n in k.outputs if n in env_cot}
-            if not out_cot:
-                continue  # nothing downstream depends on this operator
-            args = {**{n: env[n] for n in k.needs if n in env}, **recorded}
-            into = {n: grads["constants"][n] for n in k.wrt_fields if n in grads["constants"]}
-            into.update({n: grads["controls"][n][t] for n in k.wrt_fields if n in grads["controls"]})
-            res = k.vjp_into(out_cot, into, **args, **{p: params[p] for p in k.params})
-            for name, value in res.items():
-                if name in grads["params"]:
-                    grads["params"][name] += value
-                elif name in env_cot:
-                    np.add(env_cot[name], value, out=env_cot[name])
-                elif name not in self.step.external:
-                    env_cot[name] = value
-        grid = next(iter(cot.values())).shape
-        return {n: env_cot.get(n, np.zeros(grid, dtype=next(iter(cot.values())).dtype)) for n in self.step.state}
 
     def _actions(self, bytes_per_state: int, bytes_per_record: int):
         snapshots = self.snapshots
@@ -410,21 +353,14 @@ class Rollout:
         loss = as_loss(loss)
         state, constants, controls, params = self._split_inputs(inputs)
         names = self._resolve_wrt(wrt, state, constants, controls, params)
-        ops = self.step.compiled(
-            [n for n in names if n in constants or n in controls], [n for n in names if n in params]
+        run = self._start(
+            inputs, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
         )
-        dtype = next(iter(state.values())).dtype
-        grid = next(iter(state.values())).shape
-        grads = {
-            "params": {p: 0.0 for p in names if p in params},
-            "constants": {n: np.zeros(grid, dtype) for n in names if n in constants},
-            "controls": {n: np.zeros(controls[n].shape, dtype) for n in names if n in controls},
-        }
+        run.start_gradients(names)
         observed = loss.observed_steps(self.steps)
-        self._check_stability(ops, self._env(0, state, constants, controls), params)
 
-        bytes_per_state = sum(a.nbytes for a in state.values())
-        per_record = sum(np.dtype(dtype).itemsize * math.prod(grid) for k in ops for n in k.needs if n not in constants)
+        bytes_per_state = sum(run.layout_bytes for _ in self.step.state)
+        per_record = run.layout_bytes * sum(1 for k in run.ops for n in k.needs if n not in run.constants)
         self.stats = RolloutStats(self.steps)
         stats = self.stats
         storage: dict[StorageType, dict[int, object]] = {StorageType.RAM: {}, StorageType.DISK: {}}
@@ -432,17 +368,26 @@ class Rollout:
         tapes: dict[int, list] = {}
         loss_grads: dict[int, dict[str, np.ndarray]] = {}
         value = 0.0
-        work = dict(state)  # the state at step `position`
+        work = run.initial_state()  # padded state at step `position`
         position = 0
-        cot: dict[str, np.ndarray] | None = None
+        cot: dict[str, np.ndarray] = {}
         forward_done = False
 
         def observe(t: int, current) -> None:
             nonlocal value
             if not forward_done and t in observed and t not in loss_grads:
-                v, g = loss.evaluate(t, current)
+                v, g = loss.evaluate(t, run.grid_state(current))
                 value += v
                 loss_grads[t] = g
+
+        def first_cotangent() -> dict[str, np.ndarray]:
+            """The loss gradient at the final step (no local name outlives it)."""
+            final = loss_grads.pop(self.steps, {})
+            return {n: final[n] if n in final else run.zeros() for n in self.step.state}
+
+        def add_loss_gradient(t: int, cotangent: dict[str, np.ndarray]) -> None:
+            for name, g in loss_grads.pop(t, {}).items():
+                cotangent[name] += g
 
         def store(n: int, where: StorageType, snapshot) -> None:
             if where == StorageType.DISK:
@@ -450,7 +395,7 @@ class Rollout:
                 np.savez(path, **snapshot)
                 storage[where][n] = path
             else:
-                storage[where][n] = dict(snapshot)
+                storage[where][n] = dict(snapshot)  # arrays are never written after a step: no copy
             stats.max_snapshots = max(stats.max_snapshots, len(storage[StorageType.RAM]))
 
         def load(n: int, where: StorageType):
@@ -459,6 +404,22 @@ class Rollout:
                 with np.load(item) as data:  # type: ignore[arg-type]
                     return {k: data[k] for k in data.files}
             return dict(item)  # type: ignore[arg-type]
+
+        def transfer(action: Copy | Move) -> dict[str, np.ndarray] | None:
+            """Copy or move a snapshot; return it if it goes to the working state.
+
+            A function of its own so that no local name keeps a moved snapshot alive
+            once the working state has advanced past it.
+            """
+            snapshot = load(action.n, action.from_storage)
+            if isinstance(action, Move):
+                item = storage[action.from_storage].pop(action.n)
+                if action.from_storage == StorageType.DISK:
+                    Path(item).unlink()  # type: ignore[arg-type]
+            if action.to_storage == StorageType.WORK:
+                return snapshot
+            store(action.n, action.to_storage, snapshot)
+            return None
 
         try:
             observe(0, work)
@@ -469,7 +430,7 @@ class Rollout:
                     if action.write_ics:
                         store(action.n0, action.storage, work)
                     for t in range(action.n0, action.n1):
-                        work, tape = self._forward_step(t, ops, work, constants, controls, params, action.write_adj_deps)
+                        work, tape = run.forward_step(t, work, action.write_adj_deps)
                         stats.forward_steps += 1
                         if action.write_adj_deps:
                             tapes[t] = tape
@@ -478,37 +439,31 @@ class Rollout:
                     position = action.n1
                 elif isinstance(action, EndForward):
                     forward_done = True
-                    cot = {n: np.zeros(grid, dtype) for n in self.step.state}
-                    for name, g in loss_grads.pop(self.steps, {}).items():
-                        cot[name] = cot[name] + g
+                    cot = first_cotangent()
+                    work = {}  # the final state is not read by the reverse sweep
                 elif isinstance(action, Reverse):
+                    # The state after the last recomputed step is never read again: let it go
+                    # (the schedule reloads a snapshot before it advances the forward again).
+                    work = {}
                     for t in range(action.n1 - 1, action.n0 - 1, -1):
-                        cot = self._reverse_step(t, ops, tapes[t], cot, constants, controls, params, grads)
+                        cot = run.reverse_step(t, tapes[t], cot)
                         stats.adjoint_steps += 1
-                        for name, g in loss_grads.pop(t, {}).items():
-                            cot[name] = cot[name] + g
+                        add_loss_gradient(t, cot)
                         if action.clear_adj_deps:
                             del tapes[t]
                 elif isinstance(action, (Copy, Move)):
-                    snapshot = load(action.n, action.from_storage)
-                    if isinstance(action, Move):
-                        item = storage[action.from_storage].pop(action.n)
-                        if action.from_storage == StorageType.DISK:
-                            Path(item).unlink()  # type: ignore[arg-type]
                     if action.to_storage == StorageType.WORK:
-                        work, position = snapshot, action.n
+                        work, position = transfer(action), action.n  # no other name may hold it
                     else:
-                        store(action.n, action.to_storage, snapshot)
+                        transfer(action)
                 elif isinstance(action, EndReverse):
                     break
         finally:
             if disk_dir is not None:
                 disk_dir.cleanup()
 
-        result: dict[str, np.ndarray | float] = {n: cot[n] for n in names if n in state}  # type: ignore[index]
-        result.update(grads["constants"])
-        result.update(grads["controls"])
-        result.update(grads["params"])
+        result: dict[str, np.ndarray | float] = {n: cot[n] for n in names if n in state}
+        result.update(run.finish_gradients())
         return value, result
 
     def _resolve_wrt(self, wrt, state, constants, controls, params) -> list[str]:
@@ -534,6 +489,183 @@ class Rollout:
             return self.value_and_grad(loss, wrt=names, **fixed, **x)
 
         return value_and_grad
+
+
+class _Run:
+    """One call's working context: fields kept padded between steps, and the sweeps.
+
+    Every field the rollout handles lives in an array padded with the step's widest
+    halo (per axis, the largest over its operators); each operator gets a view with
+    its own halo. Kernels fill the ghost cells themselves, so states pass from one
+    step to the next with no copy, and time-constant fields are padded once per call.
+    """
+
+    def __init__(self, rollout: Rollout, ops: list[CompiledStencil], state, constants, controls, params):
+        self.rollout, self.ops, self.params = rollout, ops, params
+        step = rollout.step
+        halos = [k.halo for k in ops]
+        self.halo = tuple(
+            (max(h[axis][0] for h in halos), max(h[axis][1] for h in halos)) for axis in range(step.ndim)
+        )
+        arrays = {**state, **constants, **{n: c[0] for n, c in controls.items()}}
+        shapes = []
+        for k in ops:  # the same typed errors as a direct call, before any kernel runs
+            shapes.append(k.validate({n: arrays[n] for n in k.inputs if n in arrays}) if any(
+                n in arrays for n in k.inputs) else None)
+        known = [s for s in shapes if s is not None]
+        grid, dtype = known[0]
+        for other in known[1:]:
+            if other != (grid, dtype):
+                raise ShapeError(f"rollout: operators see different grids or dtypes: {known}")
+        self.grid_shape, self.dtype = grid, dtype
+        self.padded_shape = tuple(n + lo + hi for n, (lo, hi) in zip(grid, self.halo))
+        self.layout_bytes = int(np.prod(self.padded_shape)) * np.dtype(dtype).itemsize
+        self._inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(grid, self.halo))
+        self.state_in = state
+        self.constants = {n: self.pad(a) for n, a in constants.items()}
+        self.controls = controls
+        self._control_pad = {n: self.empty() for n in controls}
+        self._views: dict[tuple[int, int], tuple[slice, ...]] = {}
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def empty(self) -> np.ndarray:
+        return np.empty(self.padded_shape, self.dtype)
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.grid_shape, self.dtype)
+
+    def pad(self, array: np.ndarray) -> np.ndarray:
+        padded = self.empty()
+        padded[self._inside] = array
+        return padded
+
+    def grid(self, padded: np.ndarray) -> np.ndarray:
+        """The grid cells of a padded field (a view)."""
+        return padded[self._inside]
+
+    def grid_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {n: self.grid(v) for n, v in state.items()}
+
+    def view(self, padded: np.ndarray, k: CompiledStencil) -> np.ndarray:
+        """``padded`` as operator ``k`` expects it: padded with ``k``'s own halo."""
+        key = (id(k), 0)
+        if key not in self._views:
+            self._views[key] = tuple(
+                slice(big_lo - lo, size - (big_hi - hi))
+                for (big_lo, big_hi), (lo, hi), size in zip(self.halo, k.halo, self.padded_shape)
+            )
+        return padded[self._views[key]]
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        return {n: self.pad(a) for n, a in self.state_in.items()}
+
+    def external(self, t: int) -> dict[str, np.ndarray]:
+        """Padded time-constant fields and the controls of step ``t``."""
+        env = dict(self.constants)
+        for n, c in self.controls.items():
+            self._control_pad[n][self._inside] = c[t]
+            env[n] = self._control_pad[n]
+        return env
+
+    def check_stability(self) -> None:
+        env = {**self.external(0), **self.initial_state()}
+        for k in self.ops:
+            if not k.spec.get("diagonal_fields"):
+                continue
+            padded = {n: self.view(env[n], k) for n in k.inputs}
+            for field, low in k.min_diagonal_padded(padded, self.params).items():
+                if low < 0:
+                    warnings.warn(
+                        f"operator {k.name!r}: the centre coefficient of {field} in {field}_new is "
+                        f"{low:.3g} < 0 at t=0, i.e. a Courant (CFL) number of {1 - low:.3g} > 1; the "
+                        "explicit step is not monotone and may be unstable: reduce the time step",
+                        StabilityWarning,
+                        stacklevel=4,
+                    )
+
+    # --- sweeps ---------------------------------------------------------------------------
+
+    def forward_step(self, t: int, state, record: bool):
+        """Advance one step; return the new padded state and (if ``record``) what each vjp reads."""
+        env = {**self.external(t), **state}
+        tape = []
+        for k in self.ops:
+            outs = {n: self.empty() for n in k.outputs}
+            k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
+                             {n: self.grid(v) for n, v in outs.items()})
+            if record:  # external fields are available again in the reverse sweep: never stored
+                tape.append({n: env[n] for n in k.needs if n not in self.constants and n not in self.controls})
+            env.update(outs)
+        new_state = {n: env[n] for n in self.rollout.step.state}
+        if self.rollout.check_finite:
+            for name, value in new_state.items():
+                if not all_finite(self.grid(value)):
+                    raise SimulationError(
+                        f"state field {name!r} became NaN or infinite at step {t + 1} of {self.rollout.steps}"
+                    )
+        return new_state, tape
+
+    def start_gradients(self, names: Sequence[str]) -> None:
+        self.wanted_params = {p: 0.0 for p in names if p in self.params}
+        self.wanted_controls = {n: np.zeros(self.controls[n].shape, self.dtype) for n in names if n in self.controls}
+        # time-constant fields: one padded accumulator per operator reading them, folded once at the end
+        self.constant_acc = {
+            (i, n): np.zeros(k.padded_shape(self.grid_shape), self.dtype)
+            for i, k in enumerate(self.ops) for n in k.wrt_fields if n in self.constants
+        }
+        self._scratch = {
+            (i, n): np.empty(k.padded_shape(self.grid_shape), self.dtype)
+            for i, k in enumerate(self.ops) for n in k.wrt_fields if n in self.controls
+        }
+
+    def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Adjoint of step ``t``: state cotangents after the step -> before it."""
+        env_cot = cot  # consumed: each output cotangent is popped once used
+        env = self.external(t)
+        for i in reversed(range(len(self.ops))):
+            k, recorded = self.ops[i], tape[i]
+            out_cot = {n: env_cot.pop(n) for n in k.outputs if n in env_cot}
+            if not out_cot:
+                continue  # nothing downstream depends on this operator
+            bars = {n: out_cot[n] if n in out_cot else self.zeros() for n in k.outputs}
+            padded = {n: self.view(recorded[n] if n in recorded else env[n], k) for n in k.needs}
+            if k.wrt_fields and k.spec["has_adjoint_kernel"]:
+                adj, add = {}, {}
+                for n in k.wrt_fields:
+                    if (i, n) in self.constant_acc:
+                        adj[n], add[n] = self.constant_acc[(i, n)], True
+                    elif (i, n) in self._scratch:
+                        adj[n] = self._scratch[(i, n)]
+                    else:
+                        adj[n] = np.empty(k.padded_shape(self.grid_shape), self.dtype)
+                k.adjoint_padded(bars, padded, self.params, adj, add)
+                for n, buf in adj.items():
+                    if add.get(n):
+                        continue
+                    value = k.fold_halo(n, buf)
+                    if n in self.wanted_controls:
+                        self.wanted_controls[n][t] += value
+                    elif n in self.constants or n in self.controls:
+                        continue  # compiled with more adjoints than asked for
+                    elif n in env_cot:
+                        env_cot[n] += value
+                    else:
+                        env_cot[n] = value
+            if k.wrt_params:
+                for p, v in k.param_gradients_padded(bars, padded, self.params).items():
+                    if p in self.wanted_params:
+                        self.wanted_params[p] += v
+        return {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
+
+    def finish_gradients(self) -> dict[str, np.ndarray | float]:
+        grads: dict[str, np.ndarray | float] = {}
+        for (i, n), acc in self.constant_acc.items():
+            folded = self.ops[i].fold_halo(n, acc)
+            grads[n] = folded if n not in grads else grads[n] + folded  # type: ignore[operator]
+        grads.update(self.wanted_controls)
+        grads.update(self.wanted_params)
+        return grads
 
 
 __all__ = ["Rollout", "RolloutStats", "Step", "parse_bytes"]

@@ -297,7 +297,19 @@ def plan_adjoint(
 
     cell = _index("q", nd, (0,) * nd)
     init = tuple(f"acc__{name} = 0.0" for name in wrt)
-    store = tuple(f"adj__{name}[{cell}] = acc__{name}" for name in wrt)
+    # add__<a> (a bool) makes the kernel accumulate into adj__<a> instead of overwriting
+    # it: rollouts sum the padded cotangents of time-constant fields over all steps and
+    # fold the halo once at the end (folding is linear).
+    store = tuple(
+        line
+        for name in wrt
+        for line in (
+            f"if add__{name}:",
+            f"    adj__{name}[{cell}] += acc__{name}",
+            "else:",
+            f"    adj__{name}[{cell}] = acc__{name}",
+        )
+    )
     fast: list[str] = list(init)
     guarded: list[str] = list(init)
     for k in sorted(groups):
@@ -317,7 +329,7 @@ def plan_adjoint(
     guarded.extend(store)
 
     data_args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
-    data_args += tuple(f"adj__{name}" for name in wrt)
+    data_args += tuple(f"adj__{name}" for name in wrt) + tuple(f"add__{name}" for name in wrt)
     grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
     qs = tuple(f"q{axis}" for axis in range(nd))
     boundary = Kernel(

@@ -197,6 +197,14 @@ class CompiledStencil:
                 )
         return shape, next(iter(dtypes.values()))
 
+    def validate(self, arrays: Mapping[str, object]) -> tuple[tuple[int, ...], np.dtype]:
+        """Check arrays meant for this stencil (dtype, ndim, one shape, grid >= halo).
+
+        Returns the common grid shape and dtype; raises the same typed errors as
+        :meth:`forward`. For callers of the padded-array layer.
+        """
+        return self._common_shape_dtype({n: self._as_array(n, v, "field") for n, v in arrays.items()})
+
     # --- buffers ---------------------------------------------------------------------
 
     def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -206,21 +214,100 @@ class CompiledStencil:
             buf = self._buffers[full] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+    def padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of a field on a grid of ``shape`` padded with this stencil's halo."""
         return tuple(n + lo + hi for n, (lo, hi) in zip(shape, self.halo))
 
-    def _interior(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    def interior(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """Index of the grid cells inside a padded array (``shape``: the grid's)."""
         return tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, self.halo))
 
+    def _grid_shape(self, padded: np.ndarray) -> tuple[int, ...]:
+        return tuple(n - lo - hi for n, (lo, hi) in zip(padded.shape, self.halo))
+
     def _padded_input(self, name: str, arr: np.ndarray) -> np.ndarray:
-        buf = self._buffer(("in", name), self._padded_shape(arr.shape), arr.dtype)
-        buf[self._interior(arr.shape)] = arr
-        getattr(self.module, f"fill_halo_{name}")(buf)
+        buf = self._buffer(("in", name), self.padded_shape(arr.shape), arr.dtype)
+        buf[self.interior(arr.shape)] = arr
         return buf
 
     def _kernel(self, name: str, shape: tuple[int, ...]):
         parallel = int(np.prod(shape)) >= config.parallel_threshold
         return getattr(self.module, name if parallel else f"{name}_serial")
+
+    # --- padded-array layer ---------------------------------------------------------------
+    # No validation here: the public methods below validate and then call these, and
+    # rollouts call them directly on fields they keep padded between steps. Every
+    # method (re)fills the halos of the inputs it reads: cheap (ghost cells only) and
+    # always right, even when another stencil with another rule filled them before.
+
+    def fill_halo(self, name: str, padded: np.ndarray) -> None:
+        """Fill the ghost cells of input ``name`` in place (this stencil's rule)."""
+        getattr(self.module, f"fill_halo_{name}")(padded)
+
+    def fold_halo(self, name: str, padded: np.ndarray) -> np.ndarray:
+        """Fold ghost cotangents onto their source cells in place; return the interior view."""
+        getattr(self.module, f"fold_halo_{name}")(padded)
+        return padded[self.interior(self._grid_shape(padded))]
+
+    def forward_padded(
+        self, padded: Mapping[str, np.ndarray], params: Mapping[str, float], outs: Mapping[str, np.ndarray]
+    ) -> None:
+        """Forward kernel on padded inputs, writing into ``outs`` (grid-shaped arrays or views)."""
+        for n in self.inputs:
+            self.fill_halo(n, padded[n])
+        shape = next(iter(outs.values())).shape
+        self._kernel("forward", shape)(
+            *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
+        )
+
+    def adjoint_padded(
+        self,
+        bars: Mapping[str, np.ndarray],
+        padded: Mapping[str, np.ndarray],
+        params: Mapping[str, float],
+        adj: Mapping[str, np.ndarray],
+        add: Mapping[str, bool],
+    ) -> None:
+        """Fused adjoint into padded ``adj`` arrays (unfolded); ``add[name]`` accumulates.
+
+        ``bars`` holds a grid-shaped cotangent for every output the adjoint reads.
+        """
+        for n in self.spec["adjoint_inputs"]:
+            self.fill_halo(n, padded[n])
+        shape = next(iter(bars.values())).shape
+        self._kernel("adjoint", shape)(
+            *[padded[n] for n in self.spec["adjoint_inputs"]],
+            *[bars[n] for n in self.spec["adjoint_cotangents"]],
+            *[params[p] for p in self.params],
+            *[adj[n] for n in self.wrt_fields],
+            *[bool(add.get(n, False)) for n in self.wrt_fields],
+        )
+
+    def param_gradients_padded(
+        self, bars: Mapping[str, np.ndarray], padded: Mapping[str, np.ndarray], params: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Gradients of the parameters in ``wrt`` (sums over the grid)."""
+        if not self.spec["has_param_kernel"]:
+            return {p: 0.0 for p in self.wrt_params}
+        for n in self.spec["param_inputs"]:
+            self.fill_halo(n, padded[n])
+        shape = next(iter(bars.values())).shape
+        sums = self._kernel("param_gradients", shape)(
+            *[padded[n] for n in self.spec["param_inputs"]],
+            *[bars[n] for n in self.spec["param_cotangents"]],
+            *[params[p] for p in self.params],
+        )
+        return {p: float(v) for p, v in zip(self.wrt_params, sums)}
+
+    def min_diagonal_padded(self, padded: Mapping[str, np.ndarray], params: Mapping[str, float]) -> dict[str, float]:
+        """See :meth:`min_diagonal`."""
+        names = self.spec.get("diagonal_fields", [])
+        if not names:
+            return {}
+        for n in self.inputs:
+            self.fill_halo(n, padded[n])
+        lows = self.module.diagonal_min(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
+        return {n: float(v) for n, v in zip(names, lows)}
 
     # --- public API --------------------------------------------------------------------
 
@@ -231,9 +318,9 @@ class CompiledStencil:
         parameter (scalars) by name.
         """
         fields, params, shape, dtype = self._parse(kwargs, self.inputs)
-        padded = [self._padded_input(n, fields[n]) for n in self.inputs]
+        padded = {n: self._padded_input(n, fields[n]) for n in self.inputs}
         outs = {n: np.empty(shape, dtype=dtype) for n in self.outputs}
-        self._kernel("forward", shape)(*padded, *[params[p] for p in self.params], *outs.values())
+        self.forward_padded(padded, params, outs)
         return outs
 
     __call__ = forward
@@ -245,13 +332,8 @@ class CompiledStencil:
         the explicit step is not monotone there: for upwind advection ``1 - min`` is
         the Courant number, for explicit diffusion the diffusion number.
         """
-        names = self.spec.get("diagonal_fields", [])
-        if not names:
-            return {}
         fields, params, _, _ = self._parse(kwargs, self.inputs)
-        padded = [self._padded_input(n, fields[n]) for n in self.inputs]
-        lows = self.module.diagonal_min(*padded, *[params[p] for p in self.params])
-        return {n: float(v) for n, v in zip(names, lows)}
+        return self.min_diagonal_padded({n: self._padded_input(n, fields[n]) for n in self.inputs}, params)
 
     def vjp(self, cotangents: Mapping[str, object], **kwargs: object) -> dict[str, np.ndarray | float]:
         """Vector-Jacobian product: cotangents of the outputs -> cotangents of ``wrt``.
@@ -268,19 +350,8 @@ class CompiledStencil:
         -------
         dict
             ``{field: array}`` for every field in ``wrt`` and ``{param: float}`` for
-            every parameter in ``wrt``. Field cotangents may be views into a fresh
-            padded array (the halo is folded, then cut off without a copy).
-        """
-        return self.vjp_into(cotangents, {}, **kwargs)
-
-    def vjp_into(
-        self, cotangents: Mapping[str, object], accumulators: Mapping[str, np.ndarray], **kwargs: object
-    ) -> dict[str, np.ndarray | float]:
-        """:meth:`vjp`, adding the cotangents of the fields in ``accumulators`` into those arrays.
-
-        What rollouts use for time-constant fields: no result array is made for them,
-        so a reverse sweep allocates nothing per step for their gradients. The other
-        cotangents are returned as by :meth:`vjp`.
+            every parameter in ``wrt``. Field cotangents are views into a fresh padded
+            array (the halo is folded, then cut off without a copy).
         """
         if not isinstance(cotangents, Mapping):
             raise UnknownArgumentError(
@@ -298,49 +369,14 @@ class CompiledStencil:
         fields, params, shape, dtype = self._parse(kwargs, self.needs, bars)
         bars = {n: np.ascontiguousarray(bars[n]) if n in bars else np.zeros(shape, dtype) for n in self.outputs}
         padded = {n: self._padded_input(n, fields[n]) for n in self.needs}
-        param_values = [params[p] for p in self.params]
         result: dict[str, np.ndarray | float] = {}
-
         if self.wrt_fields:
             if self.spec["has_adjoint_kernel"]:
-                for n, acc in accumulators.items():
-                    if n not in self.wrt_fields or acc.shape != shape or acc.dtype != dtype:
-                        raise ShapeError(
-                            f"stencil {self.name!r}: accumulator for {n!r} must be a {dtype} array of "
-                            f"shape {shape} and {n!r} must be in wrt {self.wrt_fields}"
-                        )
-                # Accumulated fields use a reused buffer; the others a fresh one whose
-                # interior is returned as is (no copy, no aliasing between calls).
-                adj = {
-                    n: self._buffer(("adj", n), self._padded_shape(shape), dtype)
-                    if n in accumulators
-                    else np.empty(self._padded_shape(shape), dtype)
-                    for n in self.wrt_fields
-                }
-                self._kernel("adjoint", shape)(
-                    *[padded[n] for n in self.spec["adjoint_inputs"]],
-                    *[bars[n] for n in self.spec["adjoint_cotangents"]],
-                    *param_values,
-                    *adj.values(),
-                )
-                interior = self._interior(shape)
-                for n, buf in adj.items():
-                    getattr(self.module, f"fold_halo_{n}")(buf)
-                    if n in accumulators:
-                        np.add(accumulators[n], buf[interior], out=accumulators[n])
-                    else:
-                        result[n] = buf[interior]
+                adj = {n: np.empty(self.padded_shape(shape), dtype) for n in self.wrt_fields}
+                self.adjoint_padded(bars, padded, params, adj, {})
+                result.update({n: self.fold_halo(n, buf) for n, buf in adj.items()})
             else:  # no output depends on the requested fields
-                result.update({n: np.zeros(shape, dtype) for n in self.wrt_fields if n not in accumulators})
+                result.update({n: np.zeros(shape, dtype) for n in self.wrt_fields})
         if self.wrt_params:
-            if self.spec["has_param_kernel"]:
-                sums = self._kernel("param_gradients", shape)(
-                    *[padded[n] for n in self.spec["param_inputs"]],
-                    *[bars[n] for n in self.spec["param_cotangents"]],
-                    *param_values,
-                )
-                result.update({p: float(v) for p, v in zip(self.wrt_params, sums)})
-            else:
-                result.update({p: 0.0 for p in self.wrt_params})
+            result.update(self.param_gradients_padded(bars, padded, params))
         return result
-
