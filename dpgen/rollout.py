@@ -264,8 +264,10 @@ class Rollout:
             raise MissingArgumentError(f"rollout: missing {', '.join(repr(m) for m in missing)}")
         return state, constants, controls, params
 
-    def _start(self, inputs: Mapping[str, object], wrt_external=(), wrt_params=()) -> "_Run":
-        state, constants, controls, params = self._split_inputs(inputs)
+    def _start(self, inputs: Mapping[str, object] | tuple, wrt_external=(), wrt_params=()) -> "_Run":
+        """Validate the inputs, compile the operators, pad the fields: a :class:`_Run`."""
+        split = inputs if isinstance(inputs, tuple) else self._split_inputs(inputs)
+        state, constants, controls, params = split
         ops = self.step.compiled(wrt_external, wrt_params)
         run = _Run(self, ops, state, constants, controls, params)
         run.check_stability()
@@ -351,10 +353,11 @@ class Rollout:
             step for controls) and floats for parameters.
         """
         loss = as_loss(loss)
-        state, constants, controls, params = self._split_inputs(inputs)
+        split = self._split_inputs(inputs)
+        state, constants, controls, params = split
         names = self._resolve_wrt(wrt, state, constants, controls, params)
         run = self._start(
-            inputs, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
+            split, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
         )
         run.start_gradients(names)
         observed = loss.observed_steps(self.steps)
