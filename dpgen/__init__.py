@@ -16,6 +16,7 @@ from .runtime import CompiledStencil
 from .symbolic import Access, Field, Stencil, fields
 from . import losses, stencils
 from .rollout import Rollout, Step
+from .solvers import LinearSolve
 from .verify import CheckResult, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "config",
     "errors",
     "fields",
+    "LinearSolve",
     "load",
     "losses",
     "Rollout",

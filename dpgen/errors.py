@@ -82,6 +82,14 @@ class SimulationError(DpgenError, FloatingPointError):
     """A rollout produced NaN or infinite values (the message names the step and field)."""
 
 
+class SolverError(DpgenError, ArithmeticError):
+    """A linear solve did not converge, or its operator broke an assumption (named)."""
+
+
+class SingularSystemWarning(UserWarning):
+    """The right-hand side of a singular system had a non-negligible component in the null space."""
+
+
 class StabilityWarning(UserWarning):
     """An explicit step violates its monotonicity (CFL) condition."""
 

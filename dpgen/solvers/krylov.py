@@ -1,0 +1,195 @@
+"""Matrix-free Krylov solvers (CG, BiCGStab) over any ``apply(x) -> A x``.
+
+The loops are Python; every vector operation is a fused Numba pass over flat float
+arrays (one pass updates the iterate and the residual *and* returns the new residual
+norm), so the cost per iteration is one operator application plus two or three
+streaming passes. This differs from ``scipy.sparse.linalg.cg`` in that: the true
+residual ``b - A x`` is recomputed every ``refresh`` iterations (the recursively
+updated residual drifts); convergence is judged on that true residual before
+returning; an optional projection keeps iterates in the range of a singular operator;
+and non-convergence raises instead of returning a flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numba
+import numpy as np
+
+from ..errors import SolverError
+
+Operator = Callable[[np.ndarray], np.ndarray]
+
+
+@numba.njit(cache=True)
+def _dot(a, b):
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+@numba.njit(cache=True)
+def _cg_step(x, r, p, ap, alpha):
+    """x += alpha p; r -= alpha A p; return |r|^2 -- one pass."""
+    rr = 0.0
+    for i in range(x.size):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * ap[i]
+        rr += r[i] * r[i]
+    return rr
+
+
+@numba.njit(cache=True)
+def _xpby(x, beta, y):
+    """y = x + beta y, in place."""
+    for i in range(x.size):
+        y[i] = x[i] + beta * y[i]
+
+
+@numba.njit(cache=True)
+def _remove_mean(x):
+    m = 0.0
+    for i in range(x.size):
+        m += x[i]
+    m /= x.size
+    for i in range(x.size):
+        x[i] -= m
+    return m
+
+
+@dataclasses.dataclass
+class SolveInfo:
+    """How a solve went: the method, iterations, final relative residual, convergence."""
+
+    method: str
+    iterations: int
+    residual: float
+    converged: bool
+    rtol: float
+
+    def __str__(self) -> str:
+        state = "converged" if self.converged else "NOT converged"
+        return f"{self.method}: {state} in {self.iterations} iterations, relative residual {self.residual:.2e}"
+
+
+def remove_mean(x: np.ndarray) -> float:
+    """Subtract the mean of ``x`` in place (any shape); return the mean removed."""
+    return float(_remove_mean(x.reshape(-1)))
+
+
+def _check(info: SolveInfo, what: str) -> SolveInfo:
+    if not info.converged:
+        raise SolverError(f"{what}: {info} (needed {info.rtol:.1e}); raise maxiter or check the operator")
+    return info
+
+
+def cg(
+    apply: Operator,
+    b: np.ndarray,
+    *,
+    rtol: float = 1e-10,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    project: bool = False,
+    refresh: int = 50,
+    what: str = "CG",
+) -> tuple[np.ndarray, SolveInfo]:
+    """Solve ``A x = b`` for a symmetric positive (semi-)definite ``A``, from ``x = 0``.
+
+    ``project`` removes the mean of the right-hand side, of every residual and of the
+    solution: the right solve for an operator whose null space is the constants
+    (periodic or all-Neumann Laplacians); the result is the zero-mean solution.
+    Raises :class:`~dpgen.errors.SolverError` if ``|b - A x| > max(rtol |b|, atol)``
+    after ``maxiter`` iterations (default ``10 * size``).
+    """
+    shape = b.shape
+    rhs = np.array(b, dtype=np.float64).reshape(-1)
+    if project:
+        _remove_mean(rhs)
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    p = r.copy()
+    bnorm = math.sqrt(_dot(rhs, rhs))
+    goal = max(rtol * bnorm, atol)
+    rr = _dot(r, r)
+    limit = maxiter if maxiter is not None else 10 * rhs.size
+    it = 0
+    while math.sqrt(rr) > goal and it < limit:
+        ap = apply(p.reshape(shape)).reshape(-1)
+        pap = _dot(p, ap)
+        if pap <= 0:
+            raise SolverError(f"{what}: operator is not positive definite (p·Ap = {pap:.3e}) at iteration {it}")
+        alpha = rr / pap
+        rr_new = _cg_step(x, r, p, ap, alpha)
+        it += 1
+        if project:
+            _remove_mean(r)
+            rr_new = _dot(r, r)
+        if it % refresh == 0:  # replace the recursively updated residual by the true one
+            r = rhs - apply(x.reshape(shape)).reshape(-1)
+            if project:
+                _remove_mean(r)
+            rr_new = _dot(r, r)
+        _xpby(r, rr_new / rr, p)
+        rr = rr_new
+    if project:
+        _remove_mean(x)
+    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
+    if project:
+        _remove_mean(true_r)
+    res = math.sqrt(_dot(true_r, true_r))
+    info = SolveInfo("cg", it, res / bnorm if bnorm else res, res <= goal * (1 + 1e-6) or bnorm == 0, rtol)
+    return x.reshape(shape), _check(info, what)
+
+
+def bicgstab(
+    apply: Operator,
+    b: np.ndarray,
+    *,
+    rtol: float = 1e-10,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    what: str = "BiCGStab",
+) -> tuple[np.ndarray, SolveInfo]:
+    """Solve ``A x = b`` for a general (non-symmetric) nonsingular ``A``, from ``x = 0``."""
+    shape = b.shape
+    rhs = np.array(b, dtype=np.float64).reshape(-1)
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    r_hat = r.copy()
+    rho = alpha = omega = 1.0
+    v = np.zeros_like(rhs)
+    p = np.zeros_like(rhs)
+    bnorm = math.sqrt(_dot(rhs, rhs))
+    goal = max(rtol * bnorm, atol)
+    limit = maxiter if maxiter is not None else 10 * rhs.size
+    it = 0
+    res = bnorm
+    while res > goal and it < limit:
+        rho_new = _dot(r_hat, r)
+        if rho_new == 0.0:
+            raise SolverError(f"{what}: breakdown (rho = 0) at iteration {it}")
+        beta = (rho_new / rho) * (alpha / omega)
+        p = r + beta * (p - omega * v)
+        v = apply(p.reshape(shape)).reshape(-1)
+        alpha = rho_new / _dot(r_hat, v)
+        s = r - alpha * v
+        t = apply(s.reshape(shape)).reshape(-1)
+        tt = _dot(t, t)
+        omega = _dot(t, s) / tt if tt > 0 else 0.0
+        x += alpha * p + omega * s
+        r = s - omega * t
+        rho = rho_new
+        it += 1
+        res = math.sqrt(_dot(r, r))
+        if it % 50 == 0:
+            r = rhs - apply(x.reshape(shape)).reshape(-1)
+            res = math.sqrt(_dot(r, r))
+    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
+    res = math.sqrt(_dot(true_r, true_r))
+    info = SolveInfo("bicgstab", it, res / bnorm if bnorm else res, res <= goal * (1 + 1e-6) or bnorm == 0, rtol)
+    return x.reshape(shape), _check(info, what)

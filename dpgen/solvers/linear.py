@@ -1,0 +1,244 @@
+"""``p = A(theta)^-1 b`` for a linear stencil ``A``, with implicit (not unrolled) gradients.
+
+Forward: a matrix-free Krylov solve whose operator is the generated stencil kernel.
+Backward, by the implicit function theorem: ``lambda = A^-T p_bar`` solved from zero
+(with its own tolerance), then ``b_bar = lambda`` and ``theta_bar = -lambda^T (dA/dtheta) p``
+— the vjp of the stencil ``A(theta) p`` with respect to ``theta`` at cotangent
+``-lambda``, which the code generator already made. When the stencil is self-adjoint
+under its boundary rules (decided symbolically), ``A^-T = A^-1`` and the backward
+solve reuses the forward solver and kernel; otherwise ``A^T`` is applied through the
+generated adjoint kernel and both solves use BiCGStab.
+
+Sign and null space are detected numerically on the actual coefficients: a negative
+Rayleigh quotient (the Laplacian is negative semi-definite) flips the system to
+``-A p = -b`` for CG; ``|A 1| ~ 0`` marks the constants as null space (periodic or
+all-edge Laplacians), and then the right-hand side and the cotangent are projected
+onto the range (mean removed) and the zero-mean solution is returned, in both
+directions. No bordered systems.
+
+Examples
+--------
+>>> import numpy as np, sympy as sp, dpgen as dp
+>>> p, b = dp.fields("p b", ndim=1, bc="zero")
+>>> lap = dp.Stencil("lap1_doc", {b: p[1] - 2 * p[0] + p[-1]})
+>>> solve = LinearSolve(lap, unknown="p", rtol=1e-12)
+>>> rhs = np.array([1.0, -2.0, 0.5, 3.0])
+>>> x = solve.forward(b=rhs)["p"]
+>>> bool(np.allclose(dp.compile(lap, wrt=()).forward(p=x)["b"], rhs))
+True
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..adjoint import is_homogeneous_linear
+from ..compiler import compile as compile_stencil
+from ..errors import MissingArgumentError, NotLinearError, SingularSystemWarning, SolverError, WrtError
+from ..runtime import CompiledStencil
+from ..symbolic import Field, Stencil
+from .krylov import SolveInfo, bicgstab, cg, remove_mean
+
+
+class LinearSolve:
+    """The operator ``p = A^-1 b`` where ``A`` is a stencil linear in ``unknown``.
+
+    Parameters
+    ----------
+    stencil : Stencil
+        One output (the right-hand side field ``b``); homogeneous-linear in
+        ``unknown``. Other input fields (e.g. a coefficient ``k``) and parameters are
+        coefficients of ``A`` and get gradients.
+    unknown : Field or str
+        The field solved for.
+    rhs : Field or str, optional
+        Name of the right-hand side; defaults to the stencil's output.
+    method : {"auto", "cg", "bicgstab"}
+        ``auto``: CG when the stencil is self-adjoint, BiCGStab otherwise.
+    rtol, atol : float
+        Forward tolerance on ``|b - A p|`` (relative to ``|b|``, absolute).
+    backward_rtol : float, optional
+        Tolerance of the backward solve (default: ``rtol``).
+    maxiter : int, optional
+        Iteration limit of each solve (default ``10 * cells``); not converging raises.
+    """
+
+    def __init__(
+        self,
+        stencil: Stencil,
+        unknown: Field | str,
+        rhs: Field | str | None = None,
+        *,
+        method: str = "auto",
+        rtol: float = 1e-10,
+        atol: float = 0.0,
+        backward_rtol: float | None = None,
+        maxiter: int | None = None,
+    ):
+        if len(stencil.outputs) != 1:
+            raise NotLinearError(f"stencil {stencil.name!r}: a linear solve needs exactly one output (the right-hand side)")
+        self.stencil = stencil
+        self.unknown = unknown if isinstance(unknown, str) else unknown.name
+        self.rhs = next(iter(stencil.outputs)).name
+        if rhs is not None and (rhs if isinstance(rhs, str) else rhs.name) != self.rhs:
+            raise WrtError(f"stencil {stencil.name!r} defines {self.rhs!r}, not {rhs!r}, as its right-hand side")
+        if self.unknown not in {f.name for f in stencil.inputs}:
+            raise WrtError(f"{self.unknown!r} is not an input field of stencil {stencil.name!r}")
+        if not is_homogeneous_linear(stencil, [self.unknown]):
+            raise NotLinearError(
+                f"stencil {stencil.name!r} is not linear (without a constant term) in {self.unknown!r}; "
+                "a linear solve needs A(unknown) = b with A linear"
+            )
+        self.self_adjoint = stencil.is_self_adjoint(self.unknown)
+        if method not in {"auto", "cg", "bicgstab"}:
+            raise ValueError(f"method must be 'auto', 'cg' or 'bicgstab', got {method!r}")
+        if method == "cg" and not self.self_adjoint:
+            raise SolverError(
+                f"stencil {stencil.name!r} is not self-adjoint under its boundary rules: CG needs a "
+                "symmetric operator; use method='bicgstab' (or 'auto')"
+            )
+        self.method = ("cg" if self.self_adjoint else "bicgstab") if method == "auto" else method
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.backward_rtol = self.rtol if backward_rtol is None else float(backward_rtol)
+        self.maxiter = maxiter
+        self.coefficients = tuple(f.name for f in stencil.inputs if f.name != self.unknown)
+        self.params = tuple(p.name for p in stencil.params)
+        self._kernel: CompiledStencil | None = None
+        self._transpose: CompiledStencil | None = None
+        #: how the last forward and backward solves went
+        self.forward_info: SolveInfo | None = None
+        self.backward_info: SolveInfo | None = None
+
+    @property
+    def kernel(self) -> CompiledStencil:
+        """The stencil compiled with adjoints for the unknown, the coefficients and parameters."""
+        if self._kernel is None:
+            self._kernel = compile_stencil(self.stencil, (self.unknown,) + self.coefficients + self.params)
+        return self._kernel
+
+    def __repr__(self) -> str:
+        kind = "self-adjoint" if self.self_adjoint else "non-self-adjoint"
+        return f"<LinearSolve {self.unknown} = {self.stencil.name}^-1 {self.rhs} ({kind}, {self.method}, rtol {self.rtol:g})>"
+
+    # --- the operator on given coefficients ---------------------------------------------------
+
+    def _split(self, kwargs: Mapping[str, object], need_rhs: bool) -> tuple[dict, dict, np.ndarray | None]:
+        known = {self.rhs, self.unknown, *self.coefficients, *self.params}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise WrtError(
+                f"linear solve of {self.stencil.name!r} got unknown argument(s) {sorted(unknown)}; "
+                f"it takes {self.rhs}, {', '.join(self.coefficients + self.params) or 'no coefficients'}"
+            )
+        missing = [n for n in self.coefficients + self.params if n not in kwargs]
+        if need_rhs and self.rhs not in kwargs:
+            missing.insert(0, self.rhs)
+        if missing:
+            raise MissingArgumentError(f"linear solve of {self.stencil.name!r}: missing {', '.join(map(repr, missing))}")
+        coeffs = {n: kwargs[n] for n in self.coefficients}
+        params = {n: kwargs[n] for n in self.params}
+        rhs = None if self.rhs not in kwargs else np.asarray(kwargs[self.rhs])
+        return coeffs, params, rhs
+
+    def _apply(self, coeffs, params):
+        k = self.kernel
+
+        def apply(x: np.ndarray) -> np.ndarray:
+            return k.forward(**{self.unknown: x}, **coeffs, **params)[self.rhs]
+
+        return apply
+
+    def _apply_transpose(self, coeffs, params):
+        # A^T through the generated adjoint of the unknown alone: it reads no p.
+        if self._transpose is None:
+            self._transpose = compile_stencil(self.stencil, (self.unknown,))
+        k = self._transpose
+
+        def apply_t(y: np.ndarray) -> np.ndarray:
+            return np.asarray(k.vjp({self.rhs: y}, **{n: coeffs[n] for n in k.needs}, **params)[self.unknown])
+
+        return apply_t
+
+    def _structure(self, apply, shape, dtype) -> tuple[float, bool]:
+        """(sign, singular): sign of the Rayleigh quotient; whether A annihilates constants."""
+        rng = np.random.default_rng(12345)
+        x = rng.standard_normal(shape)
+        ax = apply(x.astype(dtype))
+        rayleigh = float(np.vdot(x, ax))
+        scale = float(np.linalg.norm(ax) / np.linalg.norm(x))
+        ones = np.ones(shape, dtype)
+        singular = float(np.linalg.norm(apply(ones))) <= 1e-10 * scale * math.sqrt(ones.size)
+        return (-1.0 if rayleigh < 0 else 1.0), singular
+
+    def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float):
+        if self.method == "cg":
+            x, info = cg(lambda v: sign * apply(v), sign * b, rtol=rtol, atol=self.atol, maxiter=self.maxiter,
+                         project=singular, what=what)
+        else:
+            if singular:
+                raise SolverError(
+                    f"{what}: the operator is singular and not self-adjoint; dpgen projects null spaces "
+                    "only for self-adjoint operators"
+                )
+            x, info = bicgstab(apply, b, rtol=rtol, atol=self.atol, maxiter=self.maxiter, what=what)
+        return x.astype(b.dtype, copy=False), info
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def forward(self, **kwargs: object) -> dict[str, np.ndarray]:
+        """Solve: ``{unknown: p}`` from the right-hand side, coefficient fields and parameters."""
+        coeffs, params, b = self._split(kwargs, need_rhs=True)
+        apply = self._apply(coeffs, params)
+        sign, singular = self._structure(apply, b.shape, b.dtype)
+        if singular:
+            mean = float(np.mean(b))
+            if abs(mean) * math.sqrt(b.size) > 1e-8 * max(float(np.linalg.norm(b)), 1e-300):
+                warnings.warn(
+                    f"linear solve of {self.stencil.name!r}: the operator is singular (constants are in its "
+                    f"null space) and the right-hand side has mean {mean:.3e}; it is removed (the system is "
+                    "solved in the least-squares sense and the zero-mean solution returned)",
+                    SingularSystemWarning,
+                    stacklevel=2,
+                )
+        p, self.forward_info = self._solve(apply, b, self.rtol, f"forward solve of {self.stencil.name!r}",
+                                           singular, sign)
+        return {self.unknown: p}
+
+    def vjp(self, cotangents: Mapping[str, object], **kwargs: object) -> dict[str, np.ndarray | float]:
+        """Implicit gradients: ``{rhs: b_bar, coefficient: bar, param: bar}`` from ``{unknown: p_bar}``.
+
+        Pass the same arguments as to :meth:`forward`; pass the solution as
+        ``<unknown>=p`` to skip solving the forward system again (it is needed for
+        coefficient gradients only).
+        """
+        if set(cotangents) - {self.unknown}:
+            raise WrtError(f"linear solve of {self.stencil.name!r} has one output, {self.unknown!r}")
+        coeffs, params, b = self._split(kwargs, need_rhs=False)
+        p_bar = np.asarray(cotangents[self.unknown])
+        apply = self._apply(coeffs, params)
+        sign, singular = self._structure(apply, p_bar.shape, p_bar.dtype)
+        what = f"backward solve of {self.stencil.name!r}"
+        if self.self_adjoint:  # A^-T = A^-1: the forward solver, reused as is
+            lam, self.backward_info = self._solve(apply, p_bar, self.backward_rtol, what, singular, sign)
+        else:
+            lam, self.backward_info = self._solve(self._apply_transpose(coeffs, params), p_bar,
+                                                  self.backward_rtol, what, singular, sign)
+        grads: dict[str, np.ndarray | float] = {self.rhs: lam}
+        if self.coefficients or self.params:
+            if self.unknown in kwargs:
+                p = np.asarray(kwargs[self.unknown])
+            else:
+                if b is None:
+                    raise MissingArgumentError(
+                        f"linear solve of {self.stencil.name!r}: coefficient gradients need the solution "
+                        f"({self.unknown}=...) or the right-hand side ({self.rhs}=...)"
+                    )
+                p = self.forward(**{self.rhs: b}, **coeffs, **params)[self.unknown]
+            # theta_bar = -lambda^T (dA/dtheta) p: the stencil's own vjp at cotangent -lambda
+            res = self.kernel.vjp({self.rhs: -lam}, **{self.unknown: p}, **coeffs, **params)
+            grads.update({n: res[n] for n in self.coefficients + self.params})
+        return grads
