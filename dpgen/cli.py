@@ -55,6 +55,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from .demos import upwind
 
         return upwind.run(n=args.n or 1_000_000)
+    if args.name == "pressure":
+        from .demos import pressure
+
+        out = args.out if args.out != "advection_demo.png" else "pressure_demo.png"
+        return pressure.run(iterations=args.iterations, out=out, progress=not args.quiet and sys.stderr.isatty())
     from .demos import advection
 
     return advection.run(n=args.n or 128, steps=args.steps, iterations=args.iterations, out=args.out,
@@ -85,12 +90,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--stencil", action="append")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("demo", help="run a demo: advection (the inverse problem) or upwind (the core walk-through)")
-    p.add_argument("name", nargs="?", default="advection", choices=["advection", "upwind"])
+    p = sub.add_parser("demo", help="run a demo: advection (the inverse problem), pressure (steering a flow "
+                       "through the pressure projection) or upwind (the core walk-through)")
+    p.add_argument("name", nargs="?", default="advection", choices=["advection", "pressure", "upwind"])
     p.add_argument("-n", type=int, default=None, help="grid cells (advection: 128; upwind timing: 1e6)")
     p.add_argument("--steps", type=int, default=100, help="advection: time steps")
-    p.add_argument("--iterations", type=int, default=200, help="advection: optimiser iterations")
-    p.add_argument("--out", default="advection_demo.png", help="advection: PNG to write")
+    p.add_argument("--iterations", type=int, default=200, help="optimiser iterations (advection, pressure)")
+    p.add_argument("--out", default="advection_demo.png", help="PNG to write (pressure: pressure_demo.png)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -150,3 +150,32 @@ def test_gradient_error_shrinks_with_the_tolerance():
         solve = dp.LinearSolve(stencil, unknown="p", rtol=tol)
         errors.append(rel(solve.vjp({"p": g}, b=b, **PARAMS)["b"].ravel(), exact))
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8
+
+
+@pytest.mark.parametrize("boundary", ["closed", "periodic"])
+def test_pressure_projection_is_divergence_free_and_its_vjp_is_its_transpose(boundary):
+    from dpgen.solvers.projection import PressureProjection
+
+    rng = np.random.default_rng(6)
+    proj = PressureProjection(boundary, rtol=1e-12)
+    shape, spacing = (16, 12), {"dx": 0.5, "dy": 0.7}
+    u, v = rng.standard_normal(shape), rng.standard_normal(shape)
+    out = proj.forward(u=u, v=v, **spacing)
+    assert np.abs(proj.divergence(out["u"], out["v"], **spacing)).max() <= 1e-9 * np.abs(proj.divergence(u, v, **spacing)).max()
+    again = proj.forward(u=out["u"], v=out["v"], **spacing)  # a projection: idempotent
+    np.testing.assert_allclose(again["u"], out["u"], atol=1e-9)
+    gu, gv = rng.standard_normal(shape), rng.standard_normal(shape)
+    grads = proj.vjp({"u": gu, "v": gv}, **spacing)
+    lhs = np.vdot(out["u"], gu) + np.vdot(out["v"], gv)
+    rhs = np.vdot(u, grads["u"]) + np.vdot(v, grads["v"])
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)  # dot-product test through the implicit solve
+
+
+def test_pressure_demo_decreases_monotonically(tmp_path, capsys):
+    from dpgen.demos import pressure
+
+    assert pressure.run(iterations=15, out=tmp_path / "p.png") == 0
+    text = capsys.readouterr().out
+    assert "monotone: True" in text and (tmp_path / "p.png").exists()
+    div = float(text.split("max |div u_n| = ")[1].split()[0])
+    assert div < 1e-8

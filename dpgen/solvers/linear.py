@@ -65,6 +65,9 @@ class LinearSolve:
         Tolerance of the backward solve (default: ``rtol``).
     maxiter : int, optional
         Iteration limit of each solve (default ``10 * cells``); not converging raises.
+    wrt : names, optional
+        Coefficient fields and parameters to return gradients for (default: all).
+        The gradient of the right-hand side is always returned.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class LinearSolve:
         atol: float = 0.0,
         backward_rtol: float | None = None,
         maxiter: int | None = None,
+        wrt: Iterable[str] | None = None,
     ):
         if len(stencil.outputs) != 1:
             raise NotLinearError(f"stencil {stencil.name!r}: a linear solve needs exactly one output (the right-hand side)")
@@ -107,6 +111,12 @@ class LinearSolve:
         self.maxiter = maxiter
         self.coefficients = tuple(f.name for f in stencil.inputs if f.name != self.unknown)
         self.params = tuple(p.name for p in stencil.params)
+        allowed = self.coefficients + self.params
+        self.wrt = allowed if wrt is None else tuple(wrt)
+        bad = [n for n in self.wrt if n not in allowed]
+        if bad:
+            raise WrtError(f"linear solve of {stencil.name!r}: cannot differentiate w.r.t. {bad}; coefficients "
+                           f"and parameters: {', '.join(allowed) or 'none'}")
         self._kernel: CompiledStencil | None = None
         self._transpose: CompiledStencil | None = None
         #: how the last forward and backward solves went
@@ -117,7 +127,7 @@ class LinearSolve:
     def kernel(self) -> CompiledStencil:
         """The stencil compiled with adjoints for the unknown, the coefficients and parameters."""
         if self._kernel is None:
-            self._kernel = compile_stencil(self.stencil, (self.unknown,) + self.coefficients + self.params)
+            self._kernel = compile_stencil(self.stencil, (self.unknown,) + self.wrt)
         return self._kernel
 
     def __repr__(self) -> str:
@@ -228,7 +238,7 @@ class LinearSolve:
             lam, self.backward_info = self._solve(self._apply_transpose(coeffs, params), p_bar,
                                                   self.backward_rtol, what, singular, sign)
         grads: dict[str, np.ndarray | float] = {self.rhs: lam}
-        if self.coefficients or self.params:
+        if self.wrt:
             if self.unknown in kwargs:
                 p = np.asarray(kwargs[self.unknown])
             else:
@@ -240,5 +250,5 @@ class LinearSolve:
                 p = self.forward(**{self.rhs: b}, **coeffs, **params)[self.unknown]
             # theta_bar = -lambda^T (dA/dtheta) p: the stencil's own vjp at cotangent -lambda
             res = self.kernel.vjp({self.rhs: -lam}, **{self.unknown: p}, **coeffs, **params)
-            grads.update({n: res[n] for n in self.coefficients + self.params})
+            grads.update({n: res[n] for n in self.wrt})
         return grads
