@@ -198,3 +198,48 @@ def test_jacobi_preconditioning_cuts_iterations_for_rough_coefficients():
     g1 = jacobi.vjp({"p": g}, b=b, k=k, p=x1, **PARAMS)
     for name in ("b", "k", "dx"):
         assert rel(g1[name], g0[name]) <= 1e-7
+
+
+def test_unrolled_mode_matches_finite_differences_and_learns_initial_guesses():
+    rng = np.random.default_rng(8)
+    shape = (10, 8)
+    k = 1 + rng.random(shape)
+    b, g, x0 = rng.standard_normal(shape), rng.standard_normal(shape), rng.standard_normal(shape)
+    unrolled = dp.LinearSolve(variable_coefficient("zero"), unknown="p", unrolled=6, preconditioner=None)
+    implicit = dp.LinearSolve(variable_coefficient("zero"), unknown="p", rtol=1e-12)
+    grads = unrolled.vjp({"p": g}, b=b, k=k, initial_guess=x0, **PARAMS)
+    assert np.abs(grads["initial_guess"]).max() > 1e-6  # the unrolled path depends on the start
+    assert np.all(implicit.vjp({"p": g}, b=b, k=k, initial_guess=x0, **PARAMS)["initial_guess"] == 0)
+
+    def loss(**change):
+        args = {"b": b, "k": k, "initial_guess": x0, **PARAMS, **change}
+        return float(np.vdot(g, unrolled.forward(**args)["p"]))
+
+    h = 1e-6
+    for name, base in (("b", b), ("k", k), ("initial_guess", x0)):
+        v = rng.standard_normal(shape)
+        fd = (loss(**{name: base + h * v}) - loss(**{name: base - h * v})) / (2 * h)
+        assert abs(float(np.vdot(grads[name], v)) - fd) <= 1e-6 * max(abs(fd), 1e-3), name
+    fd = (loss(dx=PARAMS["dx"] + h) - loss(dx=PARAMS["dx"] - h)) / (2 * h)
+    assert abs(grads["dx"] - fd) <= 1e-6 * abs(fd)
+
+
+def test_implicit_backward_memory_does_not_grow_with_iterations():
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    shape = (64, 64)
+    b, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    peaks, iterations = [], []
+    for tol in (1e-3, 1e-12):
+        solve = dp.LinearSolve(laplacian("zero"), unknown="p", rtol=tol, wrt=())
+        solve.vjp({"p": g}, **PARAMS)  # warm up kernels and buffers
+        tracemalloc.start()
+        try:
+            solve.vjp({"p": g}, **PARAMS)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        iterations.append(solve.backward_info.iterations)
+    assert iterations[1] > 3 * iterations[0]
+    assert peaks[1] <= 1.1 * peaks[0], (peaks, iterations)

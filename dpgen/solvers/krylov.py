@@ -110,10 +110,11 @@ def cg(
     maxiter: int | None = None,
     project: bool = False,
     diag_inv: np.ndarray | None = None,
+    x0: np.ndarray | None = None,
     refresh: int = 50,
     what: str = "CG",
 ) -> tuple[np.ndarray, SolveInfo]:
-    """Solve ``A x = b`` for a symmetric positive (semi-)definite ``A``, from ``x = 0``.
+    """Solve ``A x = b`` for a symmetric positive (semi-)definite ``A``, from ``x0`` (default 0).
 
     ``diag_inv`` (``1 / diag(A)``, positive) turns on Jacobi preconditioning.
     ``project`` removes the mean of the right-hand side, of every residual (and
@@ -127,8 +128,16 @@ def cg(
     if project:
         _remove_mean(rhs)
     minv = np.ones_like(rhs) if diag_inv is None else np.asarray(diag_inv, dtype=np.float64).reshape(-1)
-    x = np.zeros_like(rhs)
-    r = rhs.copy()
+    if x0 is None:
+        x = np.zeros_like(rhs)
+        r = rhs.copy()
+    else:  # warm start
+        x = np.array(x0, dtype=np.float64).reshape(-1)
+        if project:
+            _remove_mean(x)
+        r = rhs - apply(x.reshape(shape)).reshape(-1)
+        if project:
+            _remove_mean(r)
     z = minv * r
     if project:
         _remove_mean(z)
@@ -244,3 +253,93 @@ def bicgstab(
     res = math.sqrt(_dot(true_r, true_r))
     info = SolveInfo("bicgstab", it, res / bnorm if bnorm else res, res <= goal * (1 + 1e-6) or bnorm == 0, rtol)
     return x.reshape(shape), _check(info, what)
+
+
+@dataclasses.dataclass
+class UnrolledCG:
+    """What reverse mode through ``K`` plain CG iterations needs: every direction and scalar."""
+
+    shape: tuple[int, ...]
+    r0: np.ndarray
+    x0: np.ndarray
+    directions: list[np.ndarray]
+    products: list[np.ndarray]
+    residuals: list[np.ndarray]
+    scalars: list[tuple[float, float, float, float, float]]  # rho, gamma, alpha, rho_new, beta
+
+
+def cg_unrolled(apply: Operator, b: np.ndarray, x0: np.ndarray, iterations: int) -> tuple[np.ndarray, UnrolledCG]:
+    """Exactly ``iterations`` plain CG steps from ``x0``, recording them for :func:`cg_unrolled_vjp`.
+
+    Memory grows with the iteration count (three vectors per step): the price of
+    differentiating through the iterations, which the implicit mode does not pay.
+    """
+    shape = b.shape
+    rhs = np.asarray(b, dtype=np.float64).reshape(-1)
+    x = np.array(x0, dtype=np.float64).reshape(-1)
+    r = rhs - apply(x.reshape(shape)).reshape(-1)
+    tape = UnrolledCG(shape, r.copy(), x.copy(), [], [], [], [])
+    p = r.copy()
+    rho = _dot(r, r)
+    for _ in range(iterations):
+        q = apply(p.reshape(shape)).reshape(-1)
+        gamma = _dot(p, q)
+        if gamma <= 0 or rho == 0:
+            raise SolverError(f"unrolled CG: breakdown (p·Ap = {gamma:.3e}, r·r = {rho:.3e}); use fewer iterations")
+        alpha = rho / gamma
+        tape.directions.append(p.copy())
+        tape.products.append(q)
+        x += alpha * p
+        r = r - alpha * q
+        tape.residuals.append(r)
+        rho_new = _dot(r, r)
+        beta = rho_new / rho
+        tape.scalars.append((rho, gamma, alpha, rho_new, beta))
+        p = r + beta * p
+        rho = rho_new
+    return x.reshape(shape), tape
+
+
+def cg_unrolled_vjp(tape: UnrolledCG, x_bar: np.ndarray, apply_t: Operator):
+    """Reverse mode through :func:`cg_unrolled`.
+
+    Returns ``(b_bar, x0_bar, pairs)``; ``pairs`` lists ``(v, w_bar)`` for every
+    application ``w = A v`` (including ``A x0``), from which the caller forms the
+    coefficient gradient ``sum vjp_theta(A v; w_bar)``.
+    """
+    shape = tape.shape
+    xb = np.asarray(x_bar, dtype=np.float64).reshape(-1).copy()
+    rb = np.zeros_like(xb)
+    pb = np.zeros_like(xb)
+    rhob = 0.0
+    pairs = []
+    for k in reversed(range(len(tape.directions))):
+        rho, gamma, alpha, rho_new, beta = tape.scalars[k]
+        p, q, r_new = tape.directions[k], tape.products[k], tape.residuals[k]
+        # p_next = r_new + beta p (the p_next cotangent is pb, carried from step k+1)
+        rb_new = rb + pb
+        beta_b = _dot(pb, p)
+        pb = beta * pb
+        # beta = rho_new / rho; rho_new = r_new . r_new  (rho_new also feeds step k+1: rhob)
+        rho_new_b = rhob + beta_b / rho
+        rho_b = -beta_b * rho_new / rho**2
+        rb_new = rb_new + 2.0 * rho_new_b * r_new
+        # r_new = r - alpha q ; x_new = x + alpha p
+        alpha_b = -_dot(rb_new, q) + _dot(xb, p)
+        q_b = -alpha * rb_new
+        pb = pb + alpha * xb
+        rb = rb_new
+        # alpha = rho / gamma ; gamma = p . q ; q = A p
+        rho_b += alpha_b / gamma
+        gamma_b = -alpha_b * rho / gamma**2
+        pb = pb + gamma_b * q
+        q_b = q_b + gamma_b * p
+        pb = pb + apply_t(q_b.reshape(shape)).reshape(-1)
+        pairs.append((p, q_b))
+        rhob = rho_b
+    # p0 = r0 ; rho0 = r0 . r0 ; r0 = b - A x0
+    rb = rb + pb + 2.0 * rhob * tape.r0
+    b_bar = rb
+    x0_bar = xb - apply_t(rb.reshape(shape)).reshape(-1)
+    pairs.append((tape.x0, -rb))
+    return b_bar.reshape(shape), x0_bar.reshape(shape), pairs

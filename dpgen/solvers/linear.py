@@ -41,7 +41,7 @@ from ..compiler import compile as compile_stencil
 from ..errors import MissingArgumentError, NotLinearError, SingularSystemWarning, SolverError, WrtError
 from ..runtime import CompiledStencil
 from ..symbolic import Field, Stencil
-from .krylov import SolveInfo, bicgstab, cg, probe_diagonal
+from .krylov import SolveInfo, bicgstab, cg, cg_unrolled, cg_unrolled_vjp, probe_diagonal
 
 
 class LinearSolve:
@@ -75,6 +75,11 @@ class LinearSolve:
     warn_singular_mean : bool
         Warn when a singular system gets a right-hand side with a mean (its null-space
         component is dropped). Turn off where the mean is zero by construction.
+    unrolled : int, optional
+        Opt-in: run exactly this many plain CG iterations (self-adjoint stencils only)
+        and differentiate *through* them, e.g. to learn initial guesses. The implicit
+        gradient with respect to an initial guess is zero; the unrolled one is not.
+        Memory grows with the iteration count.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class LinearSolve:
         maxiter: int | None = None,
         wrt: Iterable[str] | None = None,
         warn_singular_mean: bool = True,
+        unrolled: int | None = None,
     ):
         if len(stencil.outputs) != 1:
             raise NotLinearError(f"stencil {stencil.name!r}: a linear solve needs exactly one output (the right-hand side)")
@@ -119,6 +125,12 @@ class LinearSolve:
             raise ValueError(f"preconditioner must be 'jacobi' or None, got {preconditioner!r}")
         self.preconditioner = preconditioner
         self.warn_singular_mean = warn_singular_mean
+        if unrolled is not None and (self.method != "cg" or int(unrolled) < 1):
+            raise SolverError("unrolled mode differentiates plain CG: it needs a self-adjoint stencil and "
+                              f"unrolled >= 1 (got {unrolled!r}, method {self.method!r})")
+        self.unrolled = None if unrolled is None else int(unrolled)
+        if "initial_guess" in {f.name for f in stencil.inputs} | {p.name for p in stencil.params}:
+            raise WrtError("'initial_guess' names the solver's starting point; rename the field or parameter")
         self.rtol, self.atol = float(rtol), float(atol)
         self.backward_rtol = self.rtol if backward_rtol is None else float(backward_rtol)
         self.maxiter = maxiter
@@ -207,10 +219,10 @@ class LinearSolve:
             return None  # Jacobi needs a positive diagonal; fall back to plain CG
         return 1.0 / diag
 
-    def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float):
+    def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float, x0=None):
         if self.method == "cg":
             x, info = cg(lambda v: sign * apply(v), sign * b, rtol=rtol, atol=self.atol, maxiter=self.maxiter,
-                         project=singular, diag_inv=self._jacobi(apply, b.shape, sign), what=what)
+                         project=singular, diag_inv=self._jacobi(apply, b.shape, sign), x0=x0, what=what)
         else:
             if singular:
                 raise SolverError(
@@ -222,11 +234,20 @@ class LinearSolve:
 
     # --- public API ----------------------------------------------------------------------------
 
-    def forward(self, **kwargs: object) -> dict[str, np.ndarray]:
-        """Solve: ``{unknown: p}`` from the right-hand side, coefficient fields and parameters."""
+    def forward(self, *, initial_guess: np.ndarray | None = None, **kwargs: object) -> dict[str, np.ndarray]:
+        """Solve: ``{unknown: p}`` from the right-hand side, coefficient fields and parameters.
+
+        ``initial_guess`` warm-starts the solver (implicit mode) or is the start of the
+        unrolled iterations.
+        """
         coeffs, params, b = self._split(kwargs, need_rhs=True)
         apply = self._apply(coeffs, params)
         sign, singular = self._structure(apply, b.shape, b.dtype)
+        if self.unrolled is not None:
+            x0 = np.zeros(b.shape) if initial_guess is None else np.asarray(initial_guess, dtype=np.float64)
+            x, _ = cg_unrolled(lambda v: sign * apply(v), sign * b, x0, self.unrolled)
+            self.forward_info = SolveInfo("unrolled-cg", self.unrolled, math.nan, True, math.nan)
+            return {self.unknown: x.astype(b.dtype, copy=False)}
         if singular and self.warn_singular_mean:
             mean = float(np.mean(b))
             # warn unless the sum is a cancellation at round-off level (e.g. b = div u, closed box)
@@ -239,22 +260,27 @@ class LinearSolve:
                     stacklevel=2,
                 )
         p, self.forward_info = self._solve(apply, b, self.rtol, f"forward solve of {self.stencil.name!r}",
-                                           singular, sign)
+                                           singular, sign, initial_guess)
         return {self.unknown: p}
 
-    def vjp(self, cotangents: Mapping[str, object], **kwargs: object) -> dict[str, np.ndarray | float]:
-        """Implicit gradients: ``{rhs: b_bar, coefficient: bar, param: bar}`` from ``{unknown: p_bar}``.
+    def vjp(
+        self, cotangents: Mapping[str, object], *, initial_guess: np.ndarray | None = None, **kwargs: object
+    ) -> dict[str, np.ndarray | float]:
+        """Gradients ``{rhs: b_bar, coefficient: bar, param: bar, "initial_guess": bar}`` from ``{unknown: p_bar}``.
 
-        Pass the same arguments as to :meth:`forward`; pass the solution as
-        ``<unknown>=p`` to skip solving the forward system again (it is needed for
-        coefficient gradients only).
+        Pass the same arguments as to :meth:`forward`; in implicit mode, pass the
+        solution as ``<unknown>=p`` to skip solving the forward system again (it is
+        needed for coefficient gradients only). The implicit gradient with respect to
+        the initial guess is zero.
         """
         if set(cotangents) - {self.unknown}:
             raise WrtError(f"linear solve of {self.stencil.name!r} has one output, {self.unknown!r}")
-        coeffs, params, b = self._split(kwargs, need_rhs=False)
+        coeffs, params, b = self._split(kwargs, need_rhs=self.unrolled is not None)
         p_bar = np.asarray(cotangents[self.unknown])
         apply = self._apply(coeffs, params)
         sign, singular = self._structure(apply, p_bar.shape, p_bar.dtype)
+        if self.unrolled is not None:
+            return self._unrolled_vjp(p_bar, b, initial_guess, coeffs, params, apply, sign)
         what = f"backward solve of {self.stencil.name!r}"
         if self.self_adjoint:  # A^-T = A^-1: the forward solver, reused as is
             lam, self.backward_info = self._solve(apply, p_bar, self.backward_rtol, what, singular, sign)
@@ -275,4 +301,21 @@ class LinearSolve:
             # theta_bar = -lambda^T (dA/dtheta) p: the stencil's own vjp at cotangent -lambda
             res = self.kernel.vjp({self.rhs: -lam}, **{self.unknown: p}, **coeffs, **params)
             grads.update({n: res[n] for n in self.wrt})
+        grads["initial_guess"] = np.zeros_like(p_bar)
+        return grads
+
+    def _unrolled_vjp(self, p_bar, b, initial_guess, coeffs, params, apply, sign):
+        x0 = np.zeros(b.shape) if initial_guess is None else np.asarray(initial_guess, dtype=np.float64)
+        op = lambda v: sign * apply(v)  # noqa: E731 - symmetric: its own transpose
+        _, tape = cg_unrolled(op, sign * b, x0, self.unrolled)
+        b_bar, x0_bar, pairs = cg_unrolled_vjp(tape, p_bar, op)
+        grads: dict[str, np.ndarray | float] = {self.rhs: sign * b_bar, "initial_guess": x0_bar}
+        if self.wrt:
+            totals: dict[str, np.ndarray | float] = {}
+            for v, w_bar in pairs:  # every application w = (sign A) v contributes vjp_theta(A v; sign w_bar)
+                res = self.kernel.vjp({self.rhs: sign * w_bar.reshape(b.shape)}, **{self.unknown: v.reshape(b.shape)},
+                                      **coeffs, **params)
+                for n in self.wrt:
+                    totals[n] = totals[n] + res[n] if n in totals else res[n]
+            grads.update(totals)
         return grads
