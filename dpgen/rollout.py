@@ -78,9 +78,24 @@ def _describe(op: Operator) -> _OpInfo:
     if isinstance(op, Stencil):
         return _OpInfo(op.name, tuple(f.name for f in op.inputs), tuple(f.name for f in op.outputs),
                        tuple(p.name for p in op.params), op.ndim)
-    if isinstance(op, CompiledStencil):
-        return _OpInfo(op.name, op.inputs, op.outputs, op.params, op.ndim)
-    raise TypeError(f"a Step holds dpgen Stencils or CompiledStencils, got {type(op).__name__}")
+    if isinstance(op, CompiledStencil) or _is_step_operator(op):
+        return _OpInfo(op.name, tuple(op.inputs), tuple(op.outputs), tuple(op.params), op.ndim)
+    raise TypeError(
+        f"a Step holds dpgen Stencils, CompiledStencils or step operators (e.g. LinearSolve), "
+        f"got {type(op).__name__}"
+    )
+
+
+def _is_step_operator(op: object) -> bool:
+    """Duck-typed operators (a linear solve, say): ``step_forward`` and ``step_vjp`` on grid arrays.
+
+    Protocol: attributes ``name, inputs, outputs, params, ndim, differentiable`` (the
+    inputs and parameters it can return gradients for); ``step_forward(fields, params)
+    -> (outputs, record)``; ``step_vjp(cotangents, fields, record, params) -> grads``.
+    Fields are grid-shaped (unpadded) arrays. Keeps this module free of imports from
+    the solvers, which build on it.
+    """
+    return hasattr(op, "step_forward") and hasattr(op, "step_vjp")
 
 
 class Step:
@@ -129,7 +144,13 @@ class Step:
             )
             key = (index, wrt)
             if key not in self._compiled:
-                if isinstance(op, CompiledStencil):
+                if _is_step_operator(op):
+                    missing = sorted(n for n in wrt if n in self.external or n in self.params)
+                    missing = [n for n in missing if n not in op.differentiable]
+                    if missing:
+                        raise WrtError(f"operator {op.name!r} gives no gradient for {', '.join(missing)}")
+                    self._compiled[key] = op
+                elif isinstance(op, CompiledStencil):
                     missing = sorted(wrt - set(op.wrt))
                     if missing:
                         raise WrtError(
@@ -363,7 +384,10 @@ class Rollout:
         observed = loss.observed_steps(self.steps)
 
         bytes_per_state = sum(run.layout_bytes for _ in self.step.state)
-        per_record = run.layout_bytes * sum(1 for k in run.ops for n in k.needs if n not in run.constants)
+        per_record = run.layout_bytes * sum(
+            1 for k in run.ops for n in (k.needs if isinstance(k, CompiledStencil) else k.inputs + k.outputs)
+            if n not in run.constants
+        )
         self.stats = RolloutStats(self.steps)
         stats = self.stats
         storage: dict[StorageType, dict[int, object]] = {StorageType.RAM: {}, StorageType.DISK: {}}
@@ -506,16 +530,16 @@ class _Run:
     def __init__(self, rollout: Rollout, ops: list[CompiledStencil], state, constants, controls, params):
         self.rollout, self.ops, self.params = rollout, ops, params
         step = rollout.step
-        halos = [k.halo for k in ops]
+        halos = [k.halo for k in ops if isinstance(k, CompiledStencil)] or [((0, 0),) * step.ndim]
         self.halo = tuple(
             (max(h[axis][0] for h in halos), max(h[axis][1] for h in halos)) for axis in range(step.ndim)
         )
         arrays = {**state, **constants, **{n: c[0] for n, c in controls.items()}}
         shapes = []
         for k in ops:  # the same typed errors as a direct call, before any kernel runs
-            shapes.append(k.validate({n: arrays[n] for n in k.inputs if n in arrays}) if any(
-                n in arrays for n in k.inputs) else None)
-        known = [s for s in shapes if s is not None]
+            if isinstance(k, CompiledStencil) and any(n in arrays for n in k.inputs):
+                shapes.append(k.validate({n: arrays[n] for n in k.inputs if n in arrays}))
+        known = shapes or [(np.shape(a), np.asarray(a).dtype) for a in arrays.values()][:1]
         grid, dtype = known[0]
         for other in known[1:]:
             if other != (grid, dtype):
@@ -574,7 +598,7 @@ class _Run:
     def check_stability(self) -> None:
         env = {**self.external(0), **self.initial_state()}
         for k in self.ops:
-            if not k.spec.get("diagonal_fields"):
+            if not isinstance(k, CompiledStencil) or not k.spec.get("diagonal_fields"):
                 continue
             padded = {n: self.view(env[n], k) for n in k.inputs}
             for field, low in k.min_diagonal_padded(padded, self.params).items():
@@ -594,6 +618,14 @@ class _Run:
         env = {**self.external(t), **state}
         tape = []
         for k in self.ops:
+            if not isinstance(k, CompiledStencil):  # a step operator on grid arrays (e.g. a linear solve)
+                results, memo = k.step_forward({n: self.grid(env[n]) for n in k.inputs},
+                                               {p: self.params[p] for p in k.params})
+                if record:
+                    tape.append({"__memo__": memo, **{n: env[n] for n in k.inputs
+                                                      if n not in self.constants and n not in self.controls}})
+                env.update({n: self.pad(v) for n, v in results.items()})
+                continue
             outs = {n: self.empty() for n in k.outputs}
             k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
                              {n: self.grid(v) for n, v in outs.items()})
@@ -613,14 +645,17 @@ class _Run:
         self.wanted_params = {p: 0.0 for p in names if p in self.params}
         self.wanted_controls = {n: np.zeros(self.controls[n].shape, self.dtype) for n in names if n in self.controls}
         # time-constant fields: one padded accumulator per operator reading them, folded once at the end
+        stencils = [(i, k) for i, k in enumerate(self.ops) if isinstance(k, CompiledStencil)]
         self.constant_acc = {
             (i, n): np.zeros(k.padded_shape(self.grid_shape), self.dtype)
-            for i, k in enumerate(self.ops) for n in k.wrt_fields if n in self.constants
+            for i, k in stencils for n in k.wrt_fields if n in self.constants
         }
         self._scratch = {
             (i, n): np.empty(k.padded_shape(self.grid_shape), self.dtype)
-            for i, k in enumerate(self.ops) for n in k.wrt_fields if n in self.controls
+            for i, k in stencils for n in k.wrt_fields if n in self.controls
         }
+        self.wanted_constants = {n for n in names if n in self.constants}
+        self.plain_acc: dict[str, np.ndarray] = {}  # constant-field gradients from step operators
 
     def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Adjoint of step ``t``: state cotangents after the step -> before it."""
@@ -631,6 +666,9 @@ class _Run:
             out_cot = {n: env_cot.pop(n) for n in k.outputs if n in env_cot}
             if not out_cot:
                 continue  # nothing downstream depends on this operator
+            if not isinstance(k, CompiledStencil):
+                self._reverse_operator(t, k, recorded, env, out_cot, env_cot)
+                continue
             bars = {n: out_cot[n] if n in out_cot else self.zeros() for n in k.outputs}
             padded = {n: self.view(recorded[n] if n in recorded else env[n], k) for n in k.needs}
             if k.wrt_fields and k.spec["has_adjoint_kernel"]:
@@ -661,11 +699,36 @@ class _Run:
                         self.wanted_params[p] += v
         return {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
 
+    def _reverse_operator(self, t, k, recorded, env, out_cot, env_cot) -> None:
+        """Reverse of a step operator: its vjp on grid arrays, routed like a stencil's."""
+        fields = {n: self.grid(recorded[n] if n in recorded else env[n]) for n in k.inputs}
+        grads = k.step_vjp(out_cot, fields, recorded["__memo__"], {p: self.params[p] for p in k.params})
+        for n, value in grads.items():
+            if n in self.params:
+                if n in self.wanted_params:
+                    self.wanted_params[n] += value
+            elif n in self.wanted_controls:
+                self.wanted_controls[n][t] += value
+            elif n in self.constants:
+                if n in self.wanted_constants:
+                    acc = self.plain_acc.get(n)
+                    self.plain_acc[n] = value.copy() if acc is None else np.add(acc, value, out=acc)
+            elif n in self.controls:
+                continue
+            elif n in env_cot:
+                env_cot[n] += value
+            else:
+                env_cot[n] = value
+
     def finish_gradients(self) -> dict[str, np.ndarray | float]:
         grads: dict[str, np.ndarray | float] = {}
         for (i, n), acc in self.constant_acc.items():
             folded = self.ops[i].fold_halo(n, acc)
             grads[n] = folded if n not in grads else grads[n] + folded  # type: ignore[operator]
+        for n, acc in self.plain_acc.items():
+            grads[n] = acc if n not in grads else grads[n] + acc  # type: ignore[operator]
+        for n in self.wanted_constants - set(grads):
+            grads[n] = self.zeros()  # read only by operators the loss does not depend on
         grads.update(self.wanted_controls)
         grads.update(self.wanted_params)
         return grads

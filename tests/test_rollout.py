@@ -223,3 +223,27 @@ def test_checkpointed_rollout_keeps_only_snapshots_and_a_few_working_fields():
         tracemalloc.stop()
     # snapshots + the recorded state + cotangent in/out + padded u + u-gradient accumulator
     assert sim.stats.max_snapshots == snapshots and peak <= snapshots + 5.5, peak
+
+
+def test_a_linear_solve_is_one_more_operator_of_a_step():
+    """Upwind (explicit) then implicit diffusion (I - nu dt lap) d_new = d, solved by CG each step."""
+    d = dp.Field("d", bc="periodic")
+    implicit = dp.Stencil("implicit_diffusion", {d: d[0] - nu * dt * (d[1] - 2 * d[0] + d[-1]) / SPACINGS[0] ** 2})
+    solve = dp.LinearSolve(implicit, unknown="d", rtol=1e-13)
+    step = dp.Step([upwind(1), solve])
+    assert step.state == ("d",) and set(step.external) == {"u"}
+    sim = dp.Rollout(step, 20)
+    rng = np.random.default_rng(11)
+    x = np.linspace(0, 1, 32, endpoint=False)
+    inputs = {"d": 1 + np.exp(-((x - 0.5) / 0.1) ** 2), "u": rng.choice([-1.0, 1.0], 32) * rng.uniform(0.2, 1, 32),
+              "dt": 0.01, "dx": 1 / 32, "nu": 0.02}
+    loss = dp.losses.L2(np.roll(inputs["d"], 3), field="d")
+    value, grads = sim.value_and_grad(loss, wrt=("d", "u", "nu"), **inputs)
+    for name in ("d", "u", "nu"):
+        direction = rng.standard_normal(32) if name != "nu" else 1.0
+        fd = directional_fd(sim, loss, inputs, name, direction)
+        ad = float(np.vdot(grads[name], direction)) if name != "nu" else grads[name]
+        assert abs(fd - ad) <= 1e-6 * abs(fd), (name, fd, ad)
+    checkpointed = dp.Rollout(step, 20, snapshots=3).value_and_grad(loss, wrt=("d", "u", "nu"), **inputs)[1]
+    for name in ("d", "u", "nu"):
+        assert np.array_equal(checkpointed[name], grads[name])

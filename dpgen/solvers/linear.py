@@ -148,6 +148,38 @@ class LinearSolve:
         self.forward_info: SolveInfo | None = None
         self.backward_info: SolveInfo | None = None
 
+    # --- step-operator protocol (dpgen.rollout): a linear solve as one operator of a Step ---------
+
+    @property
+    def name(self) -> str:
+        return f"{self.stencil.name}_solve"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.rhs,) + self.coefficients
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.unknown,)
+
+    @property
+    def ndim(self) -> int:
+        return self.stencil.ndim
+
+    @property
+    def differentiable(self) -> frozenset[str]:
+        return frozenset((self.rhs,) + self.wrt)
+
+    def step_forward(self, fields: Mapping[str, np.ndarray], params: Mapping[str, float]):
+        """Solve inside a rollout step; the solution is kept for coefficient gradients."""
+        p = self.forward(**fields, **params)[self.unknown]
+        return {self.unknown: p}, ({"solution": p} if self.wrt else {})
+
+    def step_vjp(self, cotangents, fields, memo, params) -> dict[str, np.ndarray | float]:
+        grads = self.vjp(cotangents, solution=memo.get("solution"), **fields, **params)
+        grads.pop("initial_guess", None)
+        return grads
+
     @property
     def kernel(self) -> CompiledStencil:
         """The stencil compiled with adjoints for the unknown, the coefficients and parameters."""
@@ -162,7 +194,7 @@ class LinearSolve:
     # --- the operator on given coefficients ---------------------------------------------------
 
     def _split(self, kwargs: Mapping[str, object], need_rhs: bool) -> tuple[dict, dict, np.ndarray | None]:
-        known = {self.rhs, self.unknown, *self.coefficients, *self.params}
+        known = {self.rhs, self.unknown, *self.coefficients, *self.params}  # unknown may equal rhs
         unknown = set(kwargs) - known
         if unknown:
             raise WrtError(
@@ -264,14 +296,20 @@ class LinearSolve:
         return {self.unknown: p}
 
     def vjp(
-        self, cotangents: Mapping[str, object], *, initial_guess: np.ndarray | None = None, **kwargs: object
+        self,
+        cotangents: Mapping[str, object],
+        *,
+        initial_guess: np.ndarray | None = None,
+        solution: np.ndarray | None = None,
+        **kwargs: object,
     ) -> dict[str, np.ndarray | float]:
         """Gradients ``{rhs: b_bar, coefficient: bar, param: bar, "initial_guess": bar}`` from ``{unknown: p_bar}``.
 
         Pass the same arguments as to :meth:`forward`; in implicit mode, pass the
-        solution as ``<unknown>=p`` to skip solving the forward system again (it is
-        needed for coefficient gradients only). The implicit gradient with respect to
-        the initial guess is zero.
+        solution (``solution=p``, or ``<unknown>=p`` when the unknown and the
+        right-hand side have different names) to skip solving the forward system again
+        (it is needed for coefficient gradients only). The implicit gradient with
+        respect to the initial guess is zero.
         """
         if set(cotangents) - {self.unknown}:
             raise WrtError(f"linear solve of {self.stencil.name!r} has one output, {self.unknown!r}")
@@ -289,7 +327,9 @@ class LinearSolve:
                                                   self.backward_rtol, what, singular, sign)
         grads: dict[str, np.ndarray | float] = {self.rhs: lam}
         if self.wrt:
-            if self.unknown in kwargs:
+            if solution is not None:
+                p = np.asarray(solution)
+            elif self.unknown in kwargs and self.unknown != self.rhs:
                 p = np.asarray(kwargs[self.unknown])
             else:
                 if b is None:
