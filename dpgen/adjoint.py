@@ -41,7 +41,7 @@ import sympy as sp
 
 from .boundary import source_index
 from .errors import NotLinearError, UnsupportedExpressionError, WrtError
-from .symbolic import Access, Field, Offset, Stencil, accesses, shift
+from .symbolic import Field, Offset, Stencil, accesses, shift
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import math
 import tempfile
 import warnings
 from pathlib import Path

@@ -237,9 +237,9 @@ def test_implicit_backward_memory_does_not_grow_with_iterations():
 
     rng = np.random.default_rng(9)
     shape = (64, 64)
-    b, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    g = rng.standard_normal(shape)
     peaks, iterations = [], []
-    for tol in (1e-3, 1e-12):
+    for tol in (1e-2, 1e-12):
         solve = dp.LinearSolve(laplacian("zero"), unknown="p", rtol=tol, wrt=())
         solve.vjp({"p": g}, **PARAMS)  # warm up kernels and buffers
         tracemalloc.start()
@@ -249,5 +249,5 @@ def test_implicit_backward_memory_does_not_grow_with_iterations():
         finally:
             tracemalloc.stop()
         iterations.append(solve.backward_info.iterations)
-    assert iterations[1] > 3 * iterations[0]
+    assert iterations[1] > 2.5 * iterations[0]
     assert peaks[1] <= 1.1 * peaks[0], (peaks, iterations)

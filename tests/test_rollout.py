@@ -1,6 +1,5 @@
 """Rollouts: gradients through time steps, checkpointing, losses and bad input."""
 
-import math
 import warnings
 
 import numpy as np
