@@ -1,0 +1,1 @@
+"""Bridges to deep-learning frameworks; each imports its framework only when used."""
