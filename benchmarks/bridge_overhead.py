@@ -1,0 +1,57 @@
+"""Per-call overhead of the PyTorch bridge against calling the compiled kernels directly.
+
+Usage: python benchmarks/bridge_overhead.py
+
+Times forward + backward of the upwind stencil through ``stencil_function`` (autograd
+graph, tensor <-> array sharing) and ``k.forward`` + ``k.vjp`` on the same arrays, side by
+side, at a small and a large grid; best of 20.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+import dpgen as dp
+from dpgen.bridges.torch import stencil_function
+from dpgen.stencils import upwind
+
+
+def best(fn, repeat: int = 20) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    k = dp.compile(upwind(1), wrt=("d", "u"))
+    f = stencil_function(k)
+    print(f"{'cells':>9} {'direct (us)':>12} {'torch (us)':>11} {'overhead (us)':>14} {'ratio':>6}")
+    for n in (10_000, 1_000_000):
+        rng = np.random.default_rng(0)
+        d, u, g = rng.random(n), rng.uniform(-1, 1, n), rng.standard_normal(n)
+        args = dict(dt=0.4 / n, dx=1.0 / n)
+
+        def direct():
+            k.forward(d=d, u=u, **args)
+            k.vjp({"d": g}, d=d, u=u, **args)
+
+        td, tu, tg = (torch.from_numpy(a).requires_grad_(True) for a in (d, u, g))
+
+        def bridged():
+            out = f(d=td, u=tu, **args)["d"]
+            out.backward(tg.detach())
+
+        t_direct, t_torch = best(direct), best(bridged)
+        print(f"{n:>9} {t_direct * 1e6:>12.1f} {t_torch * 1e6:>11.1f} {(t_torch - t_direct) * 1e6:>14.1f} "
+              f"{t_torch / t_direct:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
