@@ -55,6 +55,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from .demos import upwind
 
         return upwind.run(n=args.n or 1_000_000)
+    if args.name == "burgers":
+        from .demos import burgers
+
+        out = args.out if args.out != "advection_demo.png" else "burgers_demo.png"
+        iterations = args.iterations if args.iterations != 200 else 300
+        return burgers.run(iterations=iterations, out=out, progress=not args.quiet and sys.stderr.isatty())
     if args.name == "pressure":
         from .demos import pressure
 
@@ -90,9 +96,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--stencil", action="append")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("demo", help="run a demo: advection (the inverse problem), pressure (steering a flow "
-                       "through the pressure projection) or upwind (the core walk-through)")
-    p.add_argument("name", nargs="?", default="advection", choices=["advection", "pressure", "upwind"])
+    p = sub.add_parser("demo", help="run a demo: advection (the inverse problem), burgers (initial state from a "
+                       "later observation), pressure (steering a flow through the pressure projection) or "
+                       "upwind (the core walk-through)")
+    p.add_argument("name", nargs="?", default="advection", choices=["advection", "burgers", "pressure", "upwind"])
     p.add_argument("-n", type=int, default=None, help="grid cells (advection: 128; upwind timing: 1e6)")
     p.add_argument("--steps", type=int, default=100, help="advection: time steps")
     p.add_argument("--iterations", type=int, default=200, help="optimiser iterations (advection, pressure)")
