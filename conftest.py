@@ -2,4 +2,4 @@
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("torch") else ["dpgen/bridges/torch.py"]
+collect_ignore = [f"dpgen/bridges/{name}.py" for name in ("torch", "jax") if importlib.util.find_spec(name) is None]

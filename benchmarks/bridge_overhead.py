@@ -1,4 +1,4 @@
-"""Per-call overhead of the PyTorch bridge against calling the compiled kernels directly.
+"""Per-call overhead of the PyTorch and JAX bridges against calling the compiled kernels directly.
 
 Usage: python benchmarks/bridge_overhead.py
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import dpgen as dp
+from dpgen.config import override
 from dpgen.bridges.torch import stencil_function
 from dpgen.stencils import upwind
 
@@ -30,17 +31,24 @@ def best(fn, repeat: int = 20) -> float:
 
 
 def main() -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from dpgen.bridges.jax import stencil_function as jax_function
+
     k = dp.compile(upwind(1), wrt=("d", "u"))
     f = stencil_function(k)
-    print(f"{'cells':>9} {'direct (us)':>12} {'torch (us)':>11} {'overhead (us)':>14} {'ratio':>6}")
+    fj = jax_function(k)
+    print(f"{'cells':>9} {'direct (us)':>12} {'torch (us)':>11} {'ratio':>6} {'jax jit (us)':>13} {'ratio':>6}")
     for n in (10_000, 1_000_000):
         rng = np.random.default_rng(0)
         d, u, g = rng.random(n), rng.uniform(-1, 1, n), rng.standard_normal(n)
         args = dict(dt=0.4 / n, dx=1.0 / n)
 
-        def direct():
-            k.forward(d=d, u=u, **args)
-            k.vjp({"d": g}, d=d, u=u, **args)
+        def direct():  # serial kernels, as the bridges use (thread pools would contend)
+            with override(parallel_threshold=2**62):
+                k.forward(d=d, u=u, **args)
+                k.vjp({"d": g}, d=d, u=u, **args)
 
         td, tu, tg = (torch.from_numpy(a).requires_grad_(True) for a in (d, u, g))
 
@@ -48,9 +56,15 @@ def main() -> None:
             out = f(d=td, u=tu, **args)["d"]
             out.backward(tg.detach())
 
-        t_direct, t_torch = best(direct), best(bridged)
-        print(f"{n:>9} {t_direct * 1e6:>12.1f} {t_torch * 1e6:>11.1f} {(t_torch - t_direct) * 1e6:>14.1f} "
-              f"{t_torch / t_direct:>6.2f}")
+        jd, ju, jg = (jax.numpy.asarray(a) for a in (d, u, g))
+        vjp_jit = jax.jit(lambda d, u, g: jax.vjp(lambda d, u: fj(d=d, u=u, **args)["d"], d, u)[1](g))
+
+        def bridged_jax():
+            jax.block_until_ready(vjp_jit(jd, ju, jg))
+
+        t_direct, t_torch, t_jax = best(direct), best(bridged), best(bridged_jax)
+        print(f"{n:>9} {t_direct * 1e6:>12.1f} {t_torch * 1e6:>11.1f} {t_torch / t_direct:>6.2f} "
+              f"{t_jax * 1e6:>13.1f} {t_jax / t_direct:>6.2f}")
 
 
 if __name__ == "__main__":
