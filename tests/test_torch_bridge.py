@@ -70,3 +70,21 @@ def test_solver_in_the_loop_example_quick():
     alone = float(line.split("coarse alone ")[1].split(",")[0])
     corrected = float(line.split("corrected ")[1].split()[0])
     assert corrected < alone / 1.5, line  # the full run (3000 iterations) reaches ~3.9x
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_missing_framework_names_the_install_command(framework):
+    code = (
+        f"import sys; sys.modules[{framework!r}] = None\n"
+        f"try:\n    import dpgen.bridges.{framework}\nexcept ImportError as e:\n    print(e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert f"pip install 'dpgen[{framework}]'" in out
+
+
+def test_step_function_is_a_one_step_rollout():
+    from dpgen.bridges.torch import step_function
+
+    f = step_function(dp.Step([upwind(1)]))
+    d0 = torch.rand(10, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda d0: f(d=d0, u=velocity(10, 3).detach(), dt=0.02, dx=0.1)["d"], (d0,))

@@ -122,4 +122,9 @@ def rollout_function(sim: Rollout) -> Callable[..., dict]:
     return apply
 
 
-__all__ = ["rollout_function", "stencil_function"]
+def step_function(step) -> Callable[..., dict]:
+    """One :class:`~dpgen.Step` as a function: ``rollout_function`` of a one-step rollout."""
+    return rollout_function(Rollout(step, 1))
+
+
+__all__ = ["rollout_function", "step_function", "stencil_function"]
