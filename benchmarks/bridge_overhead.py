@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 import dpgen as dp
-from dpgen.config import override
 from dpgen.bridges.torch import stencil_function
 from dpgen.stencils import upwind
 
@@ -45,10 +44,9 @@ def main() -> None:
         d, u, g = rng.random(n), rng.uniform(-1, 1, n), rng.standard_normal(n)
         args = dict(dt=0.4 / n, dx=1.0 / n)
 
-        def direct():  # serial kernels, as the bridges use (thread pools would contend)
-            with override(parallel_threshold=2**62):
-                k.forward(d=d, u=u, **args)
-                k.vjp({"d": g}, d=d, u=u, **args)
+        def direct():
+            k.forward(d=d, u=u, **args)
+            k.vjp({"d": g}, d=d, u=u, **args)
 
         td, tu, tg = (torch.from_numpy(a).requires_grad_(True) for a in (d, u, g))
 

@@ -6,14 +6,13 @@ setting                    environment variable                  default
 ``cache_dir``              ``DPGEN_CACHE_DIR``                   ``~/.cache/dpgen``
 ``fastmath``               ``DPGEN_FASTMATH`` (``0``/``1``)      ``False``
 ``parallel_threshold``     ``DPGEN_PARALLEL_THRESHOLD``          ``262144`` cells
-``parallel_multidim``      ``DPGEN_PARALLEL_MULTIDIM`` (``0/1``)  ``False``
 =========================  ====================================  =======================
 
 ``parallel_threshold`` is the grid size (number of cells) from which the runtime calls
 the ``prange``-parallel kernel variant instead of the serial one: Numba's fork/join
 costs several microseconds per parallel region, which only pays off on large grids.
-``parallel_multidim`` allows the parallel variants on 2-D/3-D grids too; off by default
-because they measured slower than the serial ones there (see ``CompiledStencil._kernel``).
+On a busy machine (another process holding a core) the parallel variants slow down
+several-fold: measure on an idle one.
 
 Examples
 --------
@@ -56,9 +55,6 @@ class Config:
     )
     parallel_threshold: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("DPGEN_PARALLEL_THRESHOLD", 262144))
-    )
-    parallel_multidim: bool = dataclasses.field(
-        default_factory=lambda: _env_bool("DPGEN_PARALLEL_MULTIDIM", False)
     )
 
 

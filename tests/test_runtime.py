@@ -151,7 +151,7 @@ def test_parallel_and_serial_kernels_agree():
     g = RNG.standard_normal(shape)
     with override(parallel_threshold=10**12):
         serial = (k.forward(**args)["d"], k.vjp({"d": g}, **args))
-    with override(parallel_threshold=0, parallel_multidim=True):
+    with override(parallel_threshold=0):
         parallel = (k.forward(**args)["d"], k.vjp({"d": g}, **args))
     np.testing.assert_array_equal(serial[0], parallel[0])
     for name in ("d", "u", "v"):

@@ -20,7 +20,6 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("dpgen's JAX bridge needs JAX: pip install 'dpgen[jax]' (or pip install jax)") from exc
 
-from ..config import override
 from ..losses import FunctionLoss
 from ..rollout import Rollout
 from ..runtime import CompiledStencil
@@ -37,16 +36,9 @@ def _custom(names: tuple[str, ...], out_names: tuple[str, ...], forward, backwar
         grid = values[grid_index]
         return tuple(jax.ShapeDtypeStruct(grid.shape, grid.dtype) for _ in out_names)
 
-    def serial(call):
-        # serial kernels: Numba's thread pool and XLA's would fight over the cores
-        def run(*args):
-            with override(parallel_threshold=2**62):
-                return call(*args)
-        return run
-
     @jax.custom_vjp
     def fn(*values):
-        return jax.pure_callback(serial(lambda *v: tuple(forward(_host(v)))), out_spec(values), *values)
+        return jax.pure_callback(lambda *v: tuple(forward(_host(v))), out_spec(values), *values)
 
     def fwd(*values):
         return fn(*values), values
@@ -54,7 +46,7 @@ def _custom(names: tuple[str, ...], out_names: tuple[str, ...], forward, backwar
     def bwd(values, cotangents):
         spec = tuple(jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for v in values)
         n = len(values)
-        grads = jax.pure_callback(serial(lambda *a: tuple(backward(_host(a[:n]), _host(a[n:])))), spec,
+        grads = jax.pure_callback(lambda *a: tuple(backward(_host(a[:n]), _host(a[n:]))), spec,
                                   *values, *cotangents)
         return tuple(grads)
 

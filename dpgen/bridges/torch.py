@@ -19,7 +19,7 @@ tensor([3., 5., 7.], dtype=torch.float64)
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
@@ -30,17 +30,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "dpgen's PyTorch bridge needs PyTorch: pip install 'dpgen[torch]' (or pip install torch)"
     ) from exc
 
-from ..config import override
 from ..losses import FunctionLoss
 from ..rollout import Rollout
 from ..runtime import CompiledStencil
-
-
-def _serial():
-    """Serial kernels inside autograd: Numba's and PyTorch's thread pools fight over the
-    cores otherwise (measured: upwind forward+backward at 1e6 cells 26.9 ms with Numba's
-    parallel kernels vs 8.4 ms serial, against 8.0 ms for the kernels called directly)."""
-    return override(parallel_threshold=2**62)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -62,8 +54,7 @@ class _StencilFunction(torch.autograd.Function):
         params = {n: float(v) for n, v in zip(names, values) if n in k.params}
         ctx.k, ctx.names = k, names
         ctx.save_for_backward(*values)
-        with _serial():
-            out = k.forward(**arrays, **params)
+        out = k.forward(**arrays, **params)
         like = next(v for v in values if v.ndim > 0)
         return tuple(_to_torch(out[o], like) for o in k.outputs)
 
@@ -76,8 +67,7 @@ class _StencilFunction(torch.autograd.Function):
         cot = {o: _to_numpy(g) for o, g in zip(k.outputs, grads) if g is not None}
         if not cot:
             return (None, None) + (None,) * len(values)
-        with _serial():
-            res = k.vjp(cot, **arrays, **params)
+        res = k.vjp(cot, **arrays, **params)
         result = []
         for n, v in zip(names, values):
             result.append(_to_torch(res[n], v) if n in res and ctx.needs_input_grad[2 + len(result)] else None)
@@ -106,8 +96,7 @@ class _RolloutFunction(torch.autograd.Function):
         inputs = {n: (_to_numpy(v) if v.ndim else float(v)) for n, v in zip(names, values)}
         ctx.sim, ctx.names = sim, names
         ctx.save_for_backward(*values)
-        with _serial():
-            final = sim.run(**inputs)
+        final = sim.run(**inputs)
         like = next(v for v in values if v.ndim > 0)
         return tuple(_to_torch(final[s], like) for s in sim.step.state)
 
@@ -122,8 +111,7 @@ class _RolloutFunction(torch.autograd.Function):
             return (None, None) + (None,) * len(values)
         # the incoming cotangent as a linear loss on the final state: <cot, state_T>
         linear = FunctionLoss(lambda t, state: (0.0, {n: c for n, c in cot.items()}))
-        with _serial():
-            _, res = sim.value_and_grad(linear, wrt=wrt, **inputs)
+        _, res = sim.value_and_grad(linear, wrt=wrt, **inputs)
         return (None, None, *[_to_torch(res[n], v) if n in res else None for n, v in zip(names, values)])
 
 

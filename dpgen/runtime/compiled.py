@@ -231,11 +231,7 @@ class CompiledStencil:
         return buf
 
     def _kernel(self, name: str, shape: tuple[int, ...]):
-        # Measured (2 cores): the prange twins win for 1-D grids above the threshold but
-        # run ~10x slower than the serial ones for 2-D/3-D nests whose cell bodies have
-        # CSE temporaries (a Numba parfor issue under investigation), so multi-dimensional
-        # grids use them only when config.parallel_multidim is set.
-        parallel = int(np.prod(shape)) >= config.parallel_threshold and (len(shape) == 1 or config.parallel_multidim)
+        parallel = int(np.prod(shape)) >= config.parallel_threshold
         return getattr(self.module, name if parallel else f"{name}_serial")
 
     # --- padded-array layer ---------------------------------------------------------------
