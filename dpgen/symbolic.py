@@ -51,8 +51,10 @@ _STRUCTURAL = (
 )  # fmt: skip
 #: Names the generated code uses itself; fields and parameters may not take them.
 RESERVED_NAMES = frozenset(
-    {"numba", "np", "math", "prange", "SPEC", "acc", "row"}
-    | {f"{p}{k}" for p in ("i", "q", "n", "N") for k in range(3)}
+    # modules, metadata and helpers of the generated module, and the builtins it calls
+    {"numba", "math", "SPEC", "heaviside", "sign", "min", "max", "abs", "range", "float"}
+    # loop indices and extents
+    | {f"{p}{k}" for p in ("i", "q", "n", "N", "k") for k in range(3)}
 )
 
 

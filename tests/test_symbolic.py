@@ -152,3 +152,20 @@ def test_bad_boundary_rules(bc, words):
 def test_latex_of_accesses():
     p = dp.Field("p", ndim=2)
     assert sp.latex(p[1, 0] - p[0, -1]) == "- p_{i,j-1} + p_{i+1,j}"
+
+
+@pytest.mark.parametrize("name", ["max", "sign", "heaviside", "k1", "n0", "math"])
+def test_names_the_generated_code_uses_are_reserved(name):
+    with pytest.raises(StencilDefinitionError, match="reserved"):
+        dp.Field(name)
+    with pytest.raises(StencilDefinitionError, match="reserved"):
+        dp.Stencil("s", {dp.Field("d"): sp.Symbol(name) * dp.Field("d")[0]})
+
+
+def test_user_names_like_loop_bounds_do_not_clash():
+    import numpy as np
+
+    a0, b0 = dp.fields("a0 b0")
+    k = dp.compile(dp.Stencil("bounds_clash", {a0: a0[1] * b0[-1]}), wrt=("a0", "b0"))
+    assert dp.check_vjp(k, seed=2).passed
+    np.testing.assert_allclose(k.forward(a0=np.arange(4.0), b0=np.ones(4))["a0"], [1, 2, 3, 0])

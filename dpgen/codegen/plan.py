@@ -348,8 +348,9 @@ def plan_adjoint(
     ends = [lo[axis] + min(k[axis] for k in shifts) for axis in range(nd)]
     setup = list(grid)
     setup += [f"N{axis} = adj__{wrt[0]}.shape[{axis}]" for axis in range(nd)]
-    setup += [f"a{axis} = {starts[axis]}" for axis in range(nd)]
-    setup += [f"b{axis} = max(a{axis}, {_plus(f'n{axis}', ends[axis])})" for axis in range(nd)]
+    # [lo__k, hi__k): the interior box of padded cells along axis k (names with "__" cannot clash)
+    setup += [f"lo__{axis} = {starts[axis]}" for axis in range(nd)]
+    setup += [f"hi__{axis} = max(lo__{axis}, {_plus(f'n{axis}', ends[axis])})" for axis in range(nd)]
     setup += hoister.lines(printer)
     call = (f"adjoint_boundary_cell({', '.join(qs + data_args)})",)
 
@@ -359,9 +360,9 @@ def plan_adjoint(
         inner = split(axis + 1) if axis + 1 < nd else ("fast",)
         par = axis == 0
         return (
-            Loop(var, "0", f"a{axis}", par, edge),
-            Loop(var, f"a{axis}", f"b{axis}", par, inner),
-            Loop(var, f"b{axis}", f"N{axis}", par, edge),
+            Loop(var, "0", f"lo__{axis}", par, edge),
+            Loop(var, f"lo__{axis}", f"hi__{axis}", par, inner),
+            Loop(var, f"hi__{axis}", f"N{axis}", par, edge),
         )
 
     kernel = Kernel(
