@@ -90,11 +90,6 @@ class SolveInfo:
         return f"{self.method}: {state} in {self.iterations} iterations, relative residual {self.residual:.2e}"
 
 
-def remove_mean(x: np.ndarray) -> float:
-    """Subtract the mean of ``x`` in place (any shape); return the mean removed."""
-    return float(_remove_mean(x.reshape(-1)))
-
-
 def _check(info: SolveInfo, what: str) -> SolveInfo:
     if not info.converged:
         raise SolverError(f"{what}: {info} (needed {info.rtol:.1e}); raise maxiter or check the operator")
