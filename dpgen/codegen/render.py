@@ -115,8 +115,8 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
     flags = ["cache=True", "error_model=\"numpy\""]
     if parallel:
         flags.append("parallel=True")
-    if options.fastmath:
-        flags.append("fastmath=True")
+    if options.fastmath:  # only on request; verification refuses such modules
+        flags.append(f"fastmath={options.fastmath!r}")
     name = kernel.name if parallel or not kernel.parallel_twin else f"{kernel.name}_serial"
     doc = kernel.doc if parallel or not kernel.parallel_twin else f"Serial twin of {kernel.name} (no prange)."
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
