@@ -212,10 +212,25 @@ class LinearSolve:
         return coeffs, params, rhs
 
     def _apply(self, coeffs, params):
+        """``x -> A x`` on the padded-array layer: the coefficients are validated and padded
+        once per solve, and each application copies only ``x`` into a reused padded buffer."""
         k = self.kernel
+        padded: dict[str, np.ndarray] = {}
+        state: dict[str, object] = {}
 
         def apply(x: np.ndarray) -> np.ndarray:
-            return k.forward(**{self.unknown: x}, **coeffs, **params)[self.rhs]
+            if not state:  # first application: validate everything, pad the coefficients
+                shape, dtype = k.validate({self.unknown: x, **coeffs})
+                state.update(shape=shape, dtype=dtype, inside=k.interior(shape))
+                for n, v in coeffs.items():
+                    padded[n] = np.empty(k.padded_shape(shape), dtype)
+                    padded[n][state["inside"]] = v
+                padded[self.unknown] = np.empty(k.padded_shape(shape), dtype)
+                state["params"] = {p: float(v) for p, v in params.items()}
+            padded[self.unknown][state["inside"]] = x
+            out = np.empty(state["shape"], state["dtype"])
+            k.forward_padded(padded, state["params"], {self.rhs: out})
+            return out
 
         return apply
 
