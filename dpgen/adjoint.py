@@ -102,10 +102,6 @@ class AdjointStencil:
         outs |= {t.output for ts in self.param_terms.values() for t in ts}
         return tuple(f.name for f in self.stencil.outputs if f.name in outs)
 
-    def shifts(self) -> tuple[Offset, ...]:
-        """All forward-cell shifts of the field terms, sorted."""
-        return tuple(sorted({t.shift for ts in self.field_terms.values() for t in ts}))
-
     def cotangent_field(self, output: str) -> Field:
         """The symbolic cotangent ``y_bar`` of an output; zero outside the grid."""
         return Field(f"{output}_bar", ndim=self.stencil.ndim, bc="zero")

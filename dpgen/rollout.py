@@ -551,7 +551,7 @@ class _Run:
         self.constants = {n: self.pad(a) for n, a in constants.items()}
         self.controls = controls
         self._control_pad = {n: self.empty() for n in controls}
-        self._views: dict[tuple[int, int], tuple[slice, ...]] = {}
+        self._views: dict[int, tuple[slice, ...]] = {}
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -575,7 +575,7 @@ class _Run:
 
     def view(self, padded: np.ndarray, k: CompiledStencil) -> np.ndarray:
         """``padded`` as operator ``k`` expects it: padded with ``k``'s own halo."""
-        key = (id(k), 0)
+        key = id(k)
         if key not in self._views:
             self._views[key] = tuple(
                 slice(big_lo - lo, size - (big_hi - hi))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import pprint
 from pathlib import Path
 from typing import Iterable
 
@@ -180,8 +181,6 @@ def render_module(
         if kernel.parallel_twin:
             kernels.append(emit_kernel(kernel, parallel=True, options=options))
         kernels.append(emit_kernel(kernel, parallel=False, options=options))
-    import pprint
-
     source = _environment().get_template(TEMPLATE_NAME).render(
         version=__version__,
         content_hash=digest,

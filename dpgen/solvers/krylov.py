@@ -33,17 +33,6 @@ def _dot(a, b):
 
 
 @numba.njit(cache=True)
-def _cg_step(x, r, p, ap, alpha):
-    """x += alpha p; r -= alpha A p; return |r|^2 -- one pass."""
-    rr = 0.0
-    for i in range(x.size):
-        x[i] += alpha * p[i]
-        r[i] -= alpha * ap[i]
-        rr += r[i] * r[i]
-    return rr
-
-
-@numba.njit(cache=True)
 def _pcg_step(x, r, z, p, ap, alpha, minv):
     """x += alpha p; r -= alpha A p; z = M^-1 r; return (|r|^2, r.z) -- one pass."""
     rr = 0.0
@@ -90,10 +79,19 @@ class SolveInfo:
         return f"{self.method}: {state} in {self.iterations} iterations, relative residual {self.residual:.2e}"
 
 
-def _check(info: SolveInfo, what: str) -> SolveInfo:
+def _finish(apply: Operator, rhs: np.ndarray, x: np.ndarray, shape, project: bool, info: SolveInfo,
+            goal: float, what: str) -> tuple[np.ndarray, SolveInfo]:
+    """Judge convergence on the true residual ``b - A x`` (not the recursive one); raise if not met."""
+    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
+    if project:
+        _remove_mean(true_r)
+    res = math.sqrt(_dot(true_r, true_r))
+    bnorm = math.sqrt(_dot(rhs, rhs))
+    info.residual = res / bnorm if bnorm else res
+    info.converged = res <= goal * (1 + 1e-6) or bnorm == 0
     if not info.converged:
         raise SolverError(f"{what}: {info} (needed {info.rtol:.1e}); raise maxiter or check the operator")
-    return info
+    return x.reshape(shape), info
 
 
 def cg(
@@ -164,13 +162,8 @@ def cg(
         rr, rz = rr_new, rz_new
     if project:
         _remove_mean(x)
-    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
-    if project:
-        _remove_mean(true_r)
-    res = math.sqrt(_dot(true_r, true_r))
     method = "cg" if diag_inv is None else "jacobi-cg"
-    info = SolveInfo(method, it, res / bnorm if bnorm else res, res <= goal * (1 + 1e-6) or bnorm == 0, rtol)
-    return x.reshape(shape), _check(info, what)
+    return _finish(apply, rhs, x, shape, project, SolveInfo(method, it, math.nan, False, rtol), goal, what)
 
 
 def probe_diagonal(apply: Operator, shape: tuple[int, ...], reach: tuple[int, ...]) -> np.ndarray:
@@ -194,10 +187,9 @@ def probe_diagonal(apply: Operator, shape: tuple[int, ...], reach: tuple[int, ..
     key = np.ravel_multi_index(tuple(grids), counts)
     diag = np.zeros(shape)
     for colour in range(int(np.prod(counts))):
-        probe = (key == colour).astype(np.float64)
-        if not probe.any():
-            continue
-        diag[probe.astype(bool)] = apply(probe)[probe.astype(bool)]
+        mask = key == colour
+        if mask.any():
+            diag[mask] = apply(mask.astype(np.float64))[mask]
     return diag
 
 
@@ -244,10 +236,7 @@ def bicgstab(
         if it % 50 == 0:
             r = rhs - apply(x.reshape(shape)).reshape(-1)
             res = math.sqrt(_dot(r, r))
-    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
-    res = math.sqrt(_dot(true_r, true_r))
-    info = SolveInfo("bicgstab", it, res / bnorm if bnorm else res, res <= goal * (1 + 1e-6) or bnorm == 0, rtol)
-    return x.reshape(shape), _check(info, what)
+    return _finish(apply, rhs, x, shape, False, SolveInfo("bicgstab", it, math.nan, False, rtol), goal, what)
 
 
 @dataclasses.dataclass
