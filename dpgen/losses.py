@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import ShapeError, UnknownArgumentError
+from .runtime.twins import dot
 
 State = Mapping[str, np.ndarray]
 
@@ -101,7 +102,7 @@ class L2(Loss):
         if target.shape != x.shape:
             raise ShapeError(f"L2 target for {self.field!r} has shape {target.shape}; the state has {x.shape}")
         residual = np.subtract(x, target)
-        value = self.weight * float(np.vdot(residual, residual))
+        value = self.weight * dot(residual, residual)
         residual *= 2.0 * self.weight  # the gradient, in place: one temporary for value and gradient
         return value, {self.field: residual}
 

@@ -623,22 +623,30 @@ class _Run:
                 if record:
                     tape.append({"__memo__": memo, **{n: env[n] for n in k.inputs
                                                       if n not in self.constants and n not in self.controls}})
+                if self.rollout.check_finite:
+                    self._non_finite(t, k.name, {n: np.asarray(v) for n, v in results.items()}, padded=False)
                 env.update({n: self.pad(v) for n, v in results.items()})
                 continue
             outs = {n: self.empty() for n in k.outputs}
-            k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
-                             {n: self.grid(v) for n, v in outs.items()})
+            bad = k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
+                                   {n: self.grid(v) for n, v in outs.items()})
+            if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
+                self._non_finite(t, k.name, outs)
             if record:  # external fields are available again in the reverse sweep: never stored
                 tape.append({n: env[n] for n in k.needs if n not in self.constants and n not in self.controls})
             env.update(outs)
         new_state = {n: env[n] for n in self.rollout.step.state}
-        if self.rollout.check_finite:
-            for name, value in new_state.items():
-                if not all_finite(self.grid(value)):
-                    raise SimulationError(
-                        f"state field {name!r} became NaN or infinite at step {t + 1} of {self.rollout.steps}"
-                    )
         return new_state, tape
+
+    def _non_finite(self, t: int, operator: str, outs: Mapping[str, np.ndarray], padded: bool = True) -> None:
+        """Raise for the first output of ``operator`` at step ``t`` that holds NaN or inf."""
+        for name, value in outs.items():
+            if not all_finite(self.grid(value) if padded else value):
+                kind = "state field" if name in self.rollout.step.state else "field"
+                raise SimulationError(
+                    f"{kind} {name!r} became NaN or infinite at step {t + 1} of {self.rollout.steps} "
+                    f"(operator {operator!r})"
+                )
 
     def start_gradients(self, names: Sequence[str]) -> None:
         self.wanted_params = {p: 0.0 for p in names if p in self.params}

@@ -91,6 +91,25 @@ def laplacian(ndim: int = 2, bc: BC = "periodic", name: str | None = None) -> St
     return Stencil(name or f"laplace_{2 * ndim + 1}pt", {out: expr})
 
 
+def diffusion(ndim: int = 2, bc: BC = "periodic", name: str | None = None) -> Stencil:
+    """One explicit step of variable-coefficient diffusion, ``c_new = c + dt div(k grad c)``.
+
+    Conservative form: the coefficient on the face between two cells is the mean of
+    theirs, ``(k[0] + k[e]) / 2 * (c[e] - c[0]) / h**2`` summed over the faces.
+    """
+    c = Field("c", ndim, bc)
+    k = Field("k", ndim, bc)
+    dt = sp.Symbol("dt", positive=True)
+    zero = (0,) * ndim
+    flux = sp.Integer(0)
+    for axis in range(ndim):
+        e = tuple(int(a == axis) for a in range(ndim))
+        m = tuple(-x for x in e)
+        h2 = _SPACINGS[axis] ** 2
+        flux += ((k[zero] + k[e]) * (c[e] - c[zero]) - (k[m] + k[zero]) * (c[zero] - c[m])) / (2 * h2)
+    return Stencil(name or f"diffusion_{ndim}d", {c: c[zero] + dt * flux})
+
+
 def divergence_2d(bc: BC = "periodic", name: str = "divergence_2d") -> Stencil:
     """MAC divergence of face velocities ``(u, v)``: forward differences."""
     u, v = fields("u v", ndim=2, bc=bc)
@@ -116,6 +135,7 @@ FACTORIES = {
     "backward_diff_1d": (backward_difference, {"ndim": 1, "name": "backward_diff_1d"}),
     "laplace_5pt": (laplacian, {"ndim": 2}),
     "laplace_7pt": (laplacian, {"ndim": 3}),
+    "diffusion_2d": (diffusion, {"ndim": 2}),
     "divergence_2d": (divergence_2d, {}),
     "gradient_2d": (gradient_2d, {}),
 }

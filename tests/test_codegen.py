@@ -52,11 +52,13 @@ def test_upwind_module_is_readable():
 def test_every_adjoint_cell_is_written_once():
     src = render_module(upwind(2), ("d", "u", "v")).source
     adjoint = kernel_source(src, "adjoint")
-    # gather form: every adjoint array is written (or, in accumulate mode, added to) only
-    # at the cell of the loop, never at a neighbour -- no scatter, no race under prange
+    # gather form: every adjoint array is written only at the cell of the loop, never at a
+    # neighbour -- no scatter, no race under prange; accumulation reads prev__<field> there
     writes = re.findall(r"^\s*(adj__\w+\[[^\]]*\])\s*\+?=", adjoint, flags=re.M)
     assert writes and set(writes) == {f"adj__{n}[q0, q1]" for n in ("d", "u", "v")}
-    assert len(writes) == 2 * 3  # one store and one accumulate line per field
+    assert len(writes) == 3  # one store per field
+    reads = re.findall(r"prev__\w+\[[^\]]*\]", adjoint)
+    assert set(reads) == {f"prev__{n}[q0, q1]" for n in ("d", "u", "v")}
 
 
 def test_rendering_is_deterministic_across_processes():

@@ -173,3 +173,20 @@ def test_stencil_reading_no_forward_values_needs_only_a_cotangent():
 def test_repr_names_inputs_outputs_and_wrt(adv):
     text = repr(adv)
     assert "upwind_1d" in text and "wrt d, u, dt" in text
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])  # parallel and serial twins
+def test_forward_kernel_counts_cells_with_non_finite_outputs(threshold):
+    """The forward kernel counts non-finite outputs on the way (rollouts stop on NaN with
+    no second pass); with two outputs a cell counts once."""
+    k = dp.compile(gradient_2d("periodic", name="count_nonfinite_grad"), wrt=())
+    p = np.random.default_rng(0).random((9, 7))
+    padded = np.zeros(k.padded_shape(p.shape))
+    outs = {"gx": np.empty(p.shape), "gy": np.empty(p.shape)}
+    with override(parallel_threshold=threshold):
+        padded[k.interior(p.shape)] = p
+        assert k.forward_padded({"p": padded}, {"dx": 1.0, "dy": 1.0}, outs) == 0
+        p[3, 3], p[0, 0] = np.nan, np.inf  # each reaches its own cell and the next one along x and y
+        padded[k.interior(p.shape)] = p
+        assert k.forward_padded({"p": padded}, {"dx": 1.0, "dy": 1.0}, outs) == 6
+        assert (~np.isfinite(outs["gx"]) | ~np.isfinite(outs["gy"])).sum() == 6

@@ -245,21 +245,29 @@ def plan_forward(stencil: Stencil) -> Kernel:
     cell = _index("i", stencil.ndim, (0,) * stencil.ndim)
     hoister = Hoister()
     block = _cse_block(
-        [stencil.outputs[f] for f in outs], [f"out__{f.name}[{cell}]" for f in outs], "=", printer,
+        [stencil.outputs[f] for f in outs], [f"v__{f.name}" for f in outs], "=", printer,
         itertools.count(), hoister,
     )
+    # Store each value and count the non-finite ones on the way (v - v is NaN exactly for
+    # NaN and +-inf): rollouts stop on NaN without a second pass over the outputs, and an
+    # integer reduction does not keep LLVM from vectorizing the loop.
+    # One update of the reduction variable per iteration (Numba's parfors allow no more):
+    # the sum of v - v over the outputs is NaN as soon as one of them is not finite.
+    block += tuple(f"out__{f.name}[{cell}] = v__{f.name}" for f in outs)
+    block += ("bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)",)
     first_out = f"out__{outs[0].name}"
     setup = tuple(f"n{axis} = {first_out}.shape[{axis}]" for axis in range(stencil.ndim))
-    setup += hoister.lines(printer)
+    setup += hoister.lines(printer) + ("bad__ = 0",)
     args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
     args += tuple(f"out__{f.name}" for f in outs)
     return Kernel(
         "forward",
-        "Forward stencil: every output cell from padded inputs.",
+        "Forward stencil: every output cell from padded inputs; returns the count of non-finite outputs.",
         args,
         setup,
         (_full_loops("i", stencil.ndim, "n", "cell"),),
         {"cell": block},
+        "bad__",
     )
 
 
@@ -297,17 +305,19 @@ def plan_adjoint(
 
     cell = _index("q", nd, (0,) * nd)
     init = tuple(f"acc__{name} = 0.0" for name in wrt)
-    # add__<a> (a bool) makes the kernel accumulate into adj__<a> instead of overwriting
-    # it: rollouts sum the padded cotangents of time-constant fields over all steps and
-    # fold the halo once at the end (folding is linear).
+    # add__<a> (a bool) makes the kernel accumulate prev__<a> into adj__<a>: rollouts sum
+    # the padded cotangents of time-constant fields over all steps and fold the halo once
+    # at the end (folding is linear). prev__<a> is usually adj__<a> itself; reading it
+    # through a second argument rather than `adj[q] += acc` lets LLVM vectorize the loop
+    # (a read-modify-write next to shifted reads of other arrays defeats its alias checks
+    # inside a parfor; measured 2.5 -> 1.9 ms for the upwind adjoint at 1e6 cells).
     store = tuple(
         line
         for name in wrt
         for line in (
             f"if add__{name}:",
-            f"    adj__{name}[{cell}] += acc__{name}",
-            "else:",
-            f"    adj__{name}[{cell}] = acc__{name}",
+            f"    acc__{name} += prev__{name}[{cell}]",
+            f"adj__{name}[{cell}] = acc__{name}",
         )
     )
     fast: list[str] = list(init)
@@ -329,7 +339,8 @@ def plan_adjoint(
     guarded.extend(store)
 
     data_args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
-    data_args += tuple(f"adj__{name}" for name in wrt) + tuple(f"add__{name}" for name in wrt)
+    data_args += tuple(f"adj__{name}" for name in wrt) + tuple(f"prev__{name}" for name in wrt)
+    data_args += tuple(f"add__{name}" for name in wrt)
     grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
     qs = tuple(f"q{axis}" for axis in range(nd))
     boundary = Kernel(

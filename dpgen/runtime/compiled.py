@@ -251,12 +251,15 @@ class CompiledStencil:
 
     def forward_padded(
         self, padded: Mapping[str, np.ndarray], params: Mapping[str, float], outs: Mapping[str, np.ndarray]
-    ) -> None:
-        """Forward kernel on padded inputs, writing into ``outs`` (grid-shaped arrays or views)."""
+    ) -> int:
+        """Forward kernel on padded inputs, writing into ``outs`` (grid-shaped arrays or views).
+
+        Returns the number of cells with a non-finite output (counted inside the kernel).
+        """
         for n in self.inputs:
             self.fill_halo(n, padded[n])
         shape = next(iter(outs.values())).shape
-        self._kernel("forward", shape)(
+        return self._kernel("forward", shape)(
             *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
         )
 
@@ -280,6 +283,7 @@ class CompiledStencil:
             *[bars[n] for n in self.spec["adjoint_cotangents"]],
             *[params[p] for p in self.params],
             *[adj[n] for n in self.wrt_fields],
+            *[adj[n] for n in self.wrt_fields],  # prev__<name>: read only where add[name]
             *[bool(add.get(n, False)) for n in self.wrt_fields],
         )
 

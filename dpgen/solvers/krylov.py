@@ -20,48 +20,50 @@ import numba
 import numpy as np
 
 from ..errors import SolverError
+from ..runtime.twins import Twin, _dot
+from .operators import GridOperator, StencilOperator
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
 
-@numba.njit(cache=True)
-def _dot(a, b):
-    s = 0.0
-    for i in range(a.size):
-        s += a[i] * b[i]
-    return s
+def _pcg_step_py(x, r, z, p, ap, alpha, alpha_r, minv):
+    """x += alpha p; r -= alpha_r A p; z = M^-1 r; return (|r|^2, r.z) -- one pass.
 
-
-@numba.njit(cache=True)
-def _pcg_step(x, r, z, p, ap, alpha, minv):
-    """x += alpha p; r -= alpha A p; z = M^-1 r; return (|r|^2, r.z) -- one pass."""
+    ``alpha_r = sign * alpha`` folds the sign of a negative-definite operator.
+    """
     rr = 0.0
     rz = 0.0
-    for i in range(x.size):
+    for i in numba.prange(x.size):
         x[i] += alpha * p[i]
-        r[i] -= alpha * ap[i]
-        z[i] = minv[i] * r[i]
-        rr += r[i] * r[i]
-        rz += r[i] * z[i]
+        ri = r[i] - alpha_r * ap[i]
+        zi = minv[i] * ri
+        r[i] = ri
+        z[i] = zi
+        rr += ri * ri
+        rz += ri * zi
     return rr, rz
 
 
-@numba.njit(cache=True)
-def _xpby(x, beta, y):
+def _cg_update_py(x, r, p, ap, alpha, alpha_r):
+    """x += alpha p; r -= alpha_r A p; return |r|^2 -- one pass."""
+    rr = 0.0
+    for i in numba.prange(x.size):
+        x[i] += alpha * p[i]
+        ri = r[i] - alpha_r * ap[i]
+        r[i] = ri
+        rr += ri * ri
+    return rr
+
+
+def _xpby_py(x, beta, y):
     """y = x + beta y, in place."""
-    for i in range(x.size):
+    for i in numba.prange(x.size):
         y[i] = x[i] + beta * y[i]
 
 
-@numba.njit(cache=True)
-def _remove_mean(x):
-    m = 0.0
-    for i in range(x.size):
-        m += x[i]
-    m /= x.size
-    for i in range(x.size):
-        x[i] -= m
-    return m
+_pcg_step = Twin(_pcg_step_py)
+_cg_update = Twin(_cg_update_py)
+_xpby = Twin(_xpby_py)
 
 
 @dataclasses.dataclass
@@ -79,23 +81,27 @@ class SolveInfo:
         return f"{self.method}: {state} in {self.iterations} iterations, relative residual {self.residual:.2e}"
 
 
-def _finish(apply: Operator, rhs: np.ndarray, x: np.ndarray, shape, project: bool, info: SolveInfo,
-            goal: float, what: str) -> tuple[np.ndarray, SolveInfo]:
+def _as_operator(apply, shape) -> GridOperator | StencilOperator:
+    return apply if hasattr(apply, "matvec") else GridOperator(apply, shape)
+
+
+def _finish(op, rhs: np.ndarray, x: np.ndarray, project: bool, info: SolveInfo, goal: float, what: str,
+            sign: float = 1.0) -> tuple[np.ndarray, SolveInfo]:
     """Judge convergence on the true residual ``b - A x`` (not the recursive one); raise if not met."""
-    true_r = rhs - apply(x.reshape(shape)).reshape(-1)
+    true_r = rhs - sign * op.matvec(x)
     if project:
-        _remove_mean(true_r)
+        op.remove_mean(true_r)
     res = math.sqrt(_dot(true_r, true_r))
     bnorm = math.sqrt(_dot(rhs, rhs))
     info.residual = res / bnorm if bnorm else res
     info.converged = res <= goal * (1 + 1e-6) or bnorm == 0
     if not info.converged:
         raise SolverError(f"{what}: {info} (needed {info.rtol:.1e}); raise maxiter or check the operator")
-    return x.reshape(shape), info
+    return np.array(op.grid(x)), info
 
 
 def cg(
-    apply: Operator,
+    apply: Operator | StencilOperator,
     b: np.ndarray,
     *,
     rtol: float = 1e-10,
@@ -103,67 +109,103 @@ def cg(
     maxiter: int | None = None,
     project: bool = False,
     diag_inv: np.ndarray | None = None,
+    preconditioner: Operator | None = None,
     x0: np.ndarray | None = None,
     refresh: int = 50,
+    sign: float = 1.0,
     what: str = "CG",
 ) -> tuple[np.ndarray, SolveInfo]:
     """Solve ``A x = b`` for a symmetric positive (semi-)definite ``A``, from ``x0`` (default 0).
 
-    ``diag_inv`` (``1 / diag(A)``, positive) turns on Jacobi preconditioning.
-    ``project`` removes the mean of the right-hand side, of every residual (and
-    preconditioned residual) and of the solution: the right solve for an operator whose
-    null space is the constants (periodic or all-Neumann Laplacians); the result is the
-    zero-mean solution. Raises :class:`~dpgen.errors.SolverError` if
+    ``apply`` is a function on grid arrays, or an operator object
+    (:class:`~dpgen.solvers.operators.StencilOperator`) whose vectors live in the
+    stencil's padded layout — no copy per application.
+    ``sign = -1`` solves a negative (semi-)definite ``A`` (a Laplacian) as ``(-A) x = -b``
+    without negating a vector per application; ``diag_inv`` is then that of ``-A``.
+    ``diag_inv`` (``1 / diag(sign A)`` on the grid, positive) turns on Jacobi
+    preconditioning; ``preconditioner`` (``r -> z`` on the operator's vectors) any fixed
+    symmetric positive-definite one, e.g. a :class:`~dpgen.solvers.multigrid.Multigrid`
+    V-cycle.
+    ``project`` removes the mean of the right-hand side, of the residual at each refresh,
+    of preconditioned residuals and of the solution: the right solve for an operator
+    whose null space is the constants (periodic or all-Neumann Laplacians); the result is
+    the zero-mean solution. Raises :class:`~dpgen.errors.SolverError` if
     ``|b - A x| > max(rtol |b|, atol)`` after ``maxiter`` iterations (default ``10 * size``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[4.0, 1.0], [1.0, 3.0]])
+    >>> x, info = cg(lambda v: a @ v, np.array([1.0, 2.0]), rtol=1e-12)
+    >>> np.allclose(a @ x, [1.0, 2.0]), info.iterations
+    (True, 2)
     """
-    shape = b.shape
-    rhs = np.array(b, dtype=np.float64).reshape(-1)
+    if diag_inv is not None and preconditioner is not None:
+        raise ValueError("pass diag_inv or preconditioner, not both")
+    op = _as_operator(apply, b.shape)
+    sign = float(sign)
+    rhs = op.vector(b)
+    if sign != 1.0:
+        rhs *= sign
     if project:
-        _remove_mean(rhs)
-    minv = np.ones_like(rhs) if diag_inv is None else np.asarray(diag_inv, dtype=np.float64).reshape(-1)
+        op.remove_mean(rhs)
+    plain = diag_inv is None and preconditioner is None
+    minv = None if diag_inv is None else op.vector(diag_inv)
+
+    def precondition(res: np.ndarray) -> np.ndarray:
+        z = minv * res if preconditioner is None else preconditioner(res)
+        if project:
+            op.remove_mean(z)
+        return z
+
     if x0 is None:
-        x = np.zeros_like(rhs)
+        x = op.vector()
         r = rhs.copy()
     else:  # warm start
-        x = np.array(x0, dtype=np.float64).reshape(-1)
+        x = op.vector(x0)
         if project:
-            _remove_mean(x)
-        r = rhs - apply(x.reshape(shape)).reshape(-1)
+            op.remove_mean(x)
+        r = rhs - sign * op.matvec(x)
         if project:
-            _remove_mean(r)
-    z = minv * r
-    if project:
-        _remove_mean(z)
+            op.remove_mean(r)
+    z = r if plain else precondition(r)
     p = z.copy()
     bnorm = math.sqrt(_dot(rhs, rhs))
     goal = max(rtol * bnorm, atol)
-    rr, rz = _dot(r, r), _dot(r, z)
-    limit = maxiter if maxiter is not None else 10 * rhs.size
+    rr = _dot(r, r)
+    rz = rr if plain else _dot(r, z)
+    limit = maxiter if maxiter is not None else 10 * math.prod(b.shape)
     it = 0
     while math.sqrt(rr) > goal and it < limit:
-        ap = apply(p.reshape(shape)).reshape(-1)
-        pap = _dot(p, ap)
+        ap = op.matvec(p)
+        pap = sign * _dot(p, ap)
         if pap <= 0:
             raise SolverError(f"{what}: operator is not positive definite (p·Ap = {pap:.3e}) at iteration {it}")
         alpha = rz / pap
-        rr_new, rz_new = _pcg_step(x, r, z, p, ap, alpha, minv)
+        # x += alpha p and r -= alpha (sign A) p in one pass, with the residual norm (and,
+        # for Jacobi, z = M r and r.z) on the way.
+        if minv is not None:
+            rr_new, rz_new = _pcg_step(x, r, z, p, ap, alpha, sign * alpha, minv)
+        else:
+            rr_new = _cg_update(x, r, p, ap, alpha, sign * alpha)
+            rz_new = rr_new
         it += 1
         if it % refresh == 0:  # replace the recursively updated residual by the true one
-            r = rhs - apply(x.reshape(shape)).reshape(-1)
+            r = rhs - sign * op.matvec(x)
             if project:
-                _remove_mean(r)
-            z = minv * r
-        if project or it % refresh == 0:
-            if project:
-                _remove_mean(r)
-                _remove_mean(z)
-            rr_new, rz_new = _dot(r, r), _dot(r, z)
-        _xpby(z, rz_new / rz, p)
+                op.remove_mean(r)
+        if it % refresh == 0 or preconditioner is not None:
+            z = r if plain else precondition(r)
+            rr_new = _dot(r, r)
+            rz_new = rr_new if plain else _dot(r, z)
+        # No projection of r in between: A p has zero mean when A annihilates constants, so
+        # r stays in the range up to round-off (re-projected at each refresh).
+        _xpby(r if plain else z, rz_new / rz, p)
         rr, rz = rr_new, rz_new
     if project:
-        _remove_mean(x)
-    method = "cg" if diag_inv is None else "jacobi-cg"
-    return _finish(apply, rhs, x, shape, project, SolveInfo(method, it, math.nan, False, rtol), goal, what)
+        op.remove_mean(x)
+    method = "mg-cg" if preconditioner is not None else ("cg" if diag_inv is None else "jacobi-cg")
+    return _finish(op, rhs, x, project, SolveInfo(method, it, math.nan, False, rtol), goal, what, sign)
 
 
 def probe_diagonal(apply: Operator, shape: tuple[int, ...], reach: tuple[int, ...]) -> np.ndarray:
@@ -236,7 +278,8 @@ def bicgstab(
         if it % 50 == 0:
             r = rhs - apply(x.reshape(shape)).reshape(-1)
             res = math.sqrt(_dot(r, r))
-    return _finish(apply, rhs, x, shape, False, SolveInfo("bicgstab", it, math.nan, False, rtol), goal, what)
+    return _finish(GridOperator(apply, shape), rhs, x, False, SolveInfo("bicgstab", it, math.nan, False, rtol),
+                   goal, what)
 
 
 @dataclasses.dataclass

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -40,8 +40,11 @@ from ..adjoint import is_homogeneous_linear
 from ..compiler import compile as compile_stencil
 from ..errors import MissingArgumentError, NotLinearError, SingularSystemWarning, SolverError, WrtError
 from ..runtime import CompiledStencil
+from ..runtime.twins import dot
 from ..symbolic import Field, Stencil
 from .krylov import SolveInfo, bicgstab, cg, cg_unrolled, cg_unrolled_vjp, probe_diagonal
+from .multigrid import Multigrid
+from .operators import StencilOperator
 
 
 class LinearSolve:
@@ -59,10 +62,16 @@ class LinearSolve:
         Name of the right-hand side; defaults to the stencil's output.
     method : {"auto", "cg", "bicgstab"}
         ``auto``: CG when the stencil is self-adjoint, BiCGStab otherwise.
-    preconditioner : {"jacobi", None}
-        Jacobi (diagonal) preconditioning of CG; the exact diagonal is probed from the
-        stencil at the current coefficients (about 80 applications for a 5-point
-        stencil) before each solve. Symmetric, so the backward solve uses it unchanged.
+    preconditioner : {"jacobi", "mg", None}
+        ``"jacobi"``: diagonal preconditioning of CG; the exact diagonal is probed from
+        the stencil at the current coefficients (about 80 applications for a 5-point
+        stencil) before each solve. ``"mg"``: one geometric multigrid V-cycle per CG
+        iteration (:mod:`dpgen.solvers.multigrid`), rediscretized from the same stencil
+        on coarser grids — iteration counts that barely grow with the grid. Both are
+        symmetric, so the backward solve uses them unchanged.
+    spacing : sequence of str, optional
+        Multigrid only: the grid-spacing parameter of each axis, doubled on each coarser
+        level (default: the parameters named ``dx``, ``dy``, ``dz``).
     rtol, atol : float
         Forward tolerance on ``|b - A p|`` (relative to ``|b|``, absolute).
     backward_rtol : float, optional
@@ -90,6 +99,7 @@ class LinearSolve:
         *,
         method: str = "auto",
         preconditioner: str | None = "jacobi",
+        spacing: Sequence[str] | None = None,
         rtol: float = 1e-10,
         atol: float = 0.0,
         backward_rtol: float | None = None,
@@ -121,9 +131,27 @@ class LinearSolve:
                 "symmetric operator; use method='bicgstab' (or 'auto')"
             )
         self.method = ("cg" if self.self_adjoint else "bicgstab") if method == "auto" else method
-        if preconditioner not in {"jacobi", None}:
-            raise ValueError(f"preconditioner must be 'jacobi' or None, got {preconditioner!r}")
+        if preconditioner not in {"jacobi", "mg", None}:
+            raise ValueError(f"preconditioner must be 'jacobi', 'mg' or None, got {preconditioner!r}")
+        if preconditioner == "mg" and self.method != "cg":
+            raise SolverError(f"stencil {stencil.name!r}: the multigrid preconditioner is symmetric and runs "
+                              "with CG; the operator is not self-adjoint")
         self.preconditioner = preconditioner
+        params = [p.name for p in stencil.params]
+        if spacing is None:
+            spacing = [n for n in ("dx", "dy", "dz")[: stencil.ndim] if n in params]
+            spacing = spacing if len(spacing) == stencil.ndim else None
+        elif len(spacing) != stencil.ndim or any(n not in params for n in spacing):
+            raise WrtError(f"spacing={tuple(spacing)!r}: name one parameter of {stencil.name!r} per axis "
+                           f"({stencil.ndim}); its parameters: {', '.join(params) or 'none'}")
+        if preconditioner == "mg" and spacing is None:
+            raise SolverError(
+                f"stencil {stencil.name!r}: multigrid rediscretizes the stencil on coarser grids and needs "
+                f"the grid spacing of each axis as a parameter (dx, dy, dz, or spacing=...); its "
+                f"parameters: {', '.join(params) or 'none'}"
+            )
+        self.spacing = None if spacing is None else tuple(spacing)
+        self._multigrid: tuple[tuple, dict[str, np.ndarray], Multigrid] | None = None
         self.warn_singular_mean = warn_singular_mean
         if unrolled is not None and (self.method != "cg" or int(unrolled) < 1):
             raise SolverError("unrolled mode differentiates plain CG: it needs a self-adjoint stencil and "
@@ -211,26 +239,19 @@ class LinearSolve:
         rhs = None if self.rhs not in kwargs else np.asarray(kwargs[self.rhs])
         return coeffs, params, rhs
 
-    def _apply(self, coeffs, params):
-        """``x -> A x`` on the padded-array layer: the coefficients are validated and padded
-        once per solve, and each application copies only ``x`` into a reused padded buffer."""
+    def _apply(self, coeffs, params, shape=None) -> StencilOperator | Callable[[np.ndarray], np.ndarray]:
+        """``A`` as an operator whose vectors are padded arrays (coefficients validated and
+        padded once per solve); before the grid is known, a function that builds it."""
         k = self.kernel
-        padded: dict[str, np.ndarray] = {}
-        state: dict[str, object] = {}
+        if shape is not None:
+            return StencilOperator(k, self.unknown, self.rhs, coeffs, params, tuple(shape))
+        built: list[StencilOperator] = []
 
         def apply(x: np.ndarray) -> np.ndarray:
-            if not state:  # first application: validate everything, pad the coefficients
-                shape, dtype = k.validate({self.unknown: x, **coeffs})
-                state.update(shape=shape, dtype=dtype, inside=k.interior(shape))
-                for n, v in coeffs.items():
-                    padded[n] = np.empty(k.padded_shape(shape), dtype)
-                    padded[n][state["inside"]] = v
-                padded[self.unknown] = np.empty(k.padded_shape(shape), dtype)
-                state["params"] = {p: float(v) for p, v in params.items()}
-            padded[self.unknown][state["inside"]] = x
-            out = np.empty(state["shape"], state["dtype"])
-            k.forward_padded(padded, state["params"], {self.rhs: out})
-            return out
+            if not built:  # first application: validate everything
+                shape_, _ = k.validate({self.unknown: x, **coeffs})
+                built.append(StencilOperator(k, self.unknown, self.rhs, coeffs, params, shape_))
+            return built[0](x)
 
         return apply
 
@@ -250,10 +271,14 @@ class LinearSolve:
         rng = np.random.default_rng(12345)
         x = rng.standard_normal(shape)
         ax = apply(x.astype(dtype))
-        rayleigh = float(np.vdot(x, ax))
-        scale = float(np.linalg.norm(ax) / np.linalg.norm(x))
+        # Numba dot products, not BLAS: OpenBLAS worker threads keep spinning after a call
+        # and steal the cores from the parallel kernels that follow (measured: 2x slower solves).
+        ax = np.ascontiguousarray(ax, dtype=np.float64)
+        rayleigh = dot(x, ax)
+        scale = math.sqrt(dot(ax, ax) / dot(x, x))
         ones = np.ones(shape, dtype)
-        singular = float(np.linalg.norm(apply(ones))) <= 1e-10 * scale * math.sqrt(ones.size)
+        a1 = np.ascontiguousarray(apply(ones), dtype=np.float64)
+        singular = math.sqrt(dot(a1, a1)) <= 1e-10 * scale * math.sqrt(ones.size)
         return (-1.0 if rayleigh < 0 else 1.0), singular
 
     def _jacobi(self, apply, shape, sign: float) -> np.ndarray | None:
@@ -266,10 +291,25 @@ class LinearSolve:
             return None  # Jacobi needs a positive diagonal; fall back to plain CG
         return 1.0 / diag
 
-    def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float, x0=None):
+    def multigrid(self, coeffs: Mapping[str, np.ndarray], params: Mapping[str, float], shape, sign: float) -> Multigrid:
+        """The V-cycle for these coefficients, parameters and grid (built once, reused while they hold)."""
+        key = (tuple(shape), sign, tuple(sorted((p, float(v)) for p, v in params.items())))
+        if self._multigrid is not None:
+            old_key, old_coeffs, mg = self._multigrid
+            if old_key == key and all(np.array_equal(old_coeffs[n], coeffs[n]) for n in coeffs):
+                return mg
+        mg = Multigrid(self.kernel, self.unknown, self.rhs, coeffs, params, self.spacing, tuple(shape), sign)
+        self._multigrid = (key, {n: np.array(v, copy=True) for n, v in coeffs.items()}, mg)
+        return mg
+
+    def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float, x0=None,
+               coeffs=None, params=None):
         if self.method == "cg":
-            x, info = cg(lambda v: sign * apply(v), sign * b, rtol=rtol, atol=self.atol, maxiter=self.maxiter,
-                         project=singular, diag_inv=self._jacobi(apply, b.shape, sign), x0=x0, what=what)
+            op = self._apply(coeffs, params, b.shape)  # CG's vectors in the padded layout
+            mg = self.multigrid(coeffs, params, b.shape, sign) if self.preconditioner == "mg" else None
+            x, info = cg(op, b, rtol=rtol, atol=self.atol, maxiter=self.maxiter, sign=sign, project=singular,
+                         diag_inv=None if mg else self._jacobi(op, b.shape, sign),
+                         preconditioner=None if mg is None else mg.apply_padded, x0=x0, what=what)
         else:
             if singular:
                 raise SolverError(
@@ -307,7 +347,7 @@ class LinearSolve:
                     stacklevel=2,
                 )
         p, self.forward_info = self._solve(apply, b, self.rtol, f"forward solve of {self.stencil.name!r}",
-                                           singular, sign, initial_guess)
+                                           singular, sign, initial_guess, coeffs, params)
         return {self.unknown: p}
 
     def vjp(
@@ -336,7 +376,8 @@ class LinearSolve:
             return self._unrolled_vjp(p_bar, b, initial_guess, coeffs, params, apply, sign)
         what = f"backward solve of {self.stencil.name!r}"
         if self.self_adjoint:  # A^-T = A^-1: the forward solver, reused as is
-            lam, self.backward_info = self._solve(apply, p_bar, self.backward_rtol, what, singular, sign)
+            lam, self.backward_info = self._solve(apply, p_bar, self.backward_rtol, what, singular, sign,
+                                                  coeffs=coeffs, params=params)
         else:
             lam, self.backward_info = self._solve(self._apply_transpose(coeffs, params), p_bar,
                                                   self.backward_rtol, what, singular, sign)

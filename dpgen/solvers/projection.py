@@ -43,9 +43,13 @@ class PressureProjection:
     boundary : {"closed", "periodic"}
     rtol : float
         Tolerance of the pressure solve (forward and backward).
+    preconditioner : {"mg", "jacobi", None}
+        Of the CG pressure solve (see :class:`~dpgen.solvers.linear.LinearSolve`);
+        multigrid needs grid sizes with enough factors of two.
     """
 
-    def __init__(self, boundary: str = "closed", *, rtol: float = 1e-10, maxiter: int | None = None):
+    def __init__(self, boundary: str = "closed", *, rtol: float = 1e-10, maxiter: int | None = None,
+                 preconditioner: str | None = "jacobi"):
         if boundary not in {"closed", "periodic"}:
             raise ValueError(f"boundary must be 'closed' or 'periodic', got {boundary!r}")
         self.boundary = boundary
@@ -54,7 +58,7 @@ class PressureProjection:
         self.div = compile_stencil(divergence_2d(velocity_bc, name=f"mac_div_{suffix}"), ("u", "v"))
         self.grad = compile_stencil(gradient_2d(pressure_bc, name=f"mac_grad_{suffix}"), ("p",))
         self.solve = LinearSolve(laplacian(2, pressure_bc, name=f"mac_lap_{suffix}"), unknown="p",
-                                 rtol=rtol, maxiter=maxiter, wrt=(),
+                                 rtol=rtol, maxiter=maxiter, wrt=(), preconditioner=preconditioner,
                                  # div u sums to zero (discrete Gauss theorem): any mean is round-off
                                  warn_singular_mean=False)
 

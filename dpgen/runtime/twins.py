@@ -1,0 +1,75 @@
+"""Hand-written Numba passes compiled twice: serial, and parallel for big arrays.
+
+Generated kernels come with a ``_serial`` twin; this gives the solvers' own streaming
+passes (dot products, vector updates, grid transfers) the same choice. A parallel
+region on a small array costs more in thread wake-ups than it saves — on a loaded
+machine much more — so arrays below ``config.parallel_threshold`` elements run serially.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numba
+import numpy as np
+
+from ..config import config
+
+
+class Twin:
+    """``fn`` (written with ``numba.prange``) as a serial and a parallel Numba function.
+
+    Called like ``fn``; the size of the first array argument picks the version.
+
+    Examples
+    --------
+    >>> import numba, numpy as np
+    >>> def total(a):
+    ...     s = 0.0
+    ...     for i in numba.prange(a.size):
+    ...         s += a[i]
+    ...     return s
+    >>> Twin(total, cache=False)(np.arange(4.0))
+    6.0
+    """
+
+    def __init__(self, fn: Callable, cache: bool = True):
+        self.serial = numba.njit(cache=cache)(fn)
+        self.parallel = numba.njit(cache=cache, parallel=True)(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __call__(self, first: np.ndarray, *rest):
+        kernel = self.parallel if first.size >= config.parallel_threshold else self.serial
+        return kernel(first, *rest)
+
+
+def twin(fn: Callable) -> Twin:
+    """Decorator form of :class:`Twin` (cached on disk)."""
+    return Twin(fn)
+
+
+def _dot_py(a, b):
+    s = 0.0
+    for i in numba.prange(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+_dot = Twin(_dot_py)
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> float:
+    """``sum(a * b)`` over two contiguous float64 arrays of one size, without BLAS.
+
+    OpenBLAS's worker threads keep spinning for a while after each call and take the
+    cores from the parallel kernels that follow (it halved a multigrid solve's speed on
+    two cores), so dpgen's own hot paths avoid BLAS.
+
+    >>> dot(np.arange(3.0), np.ones(3))
+    3.0
+    """
+    return float(_dot(a.reshape(-1), b.reshape(-1)))
+
+
+__all__ = ["Twin", "dot", "twin"]

@@ -1,0 +1,66 @@
+"""``python -m benchmarks run --quick``: every problem runs, and every implementation agrees with dpgen.
+
+One quick run (a subprocess from the repository root, well under a minute on an idle
+2-core machine) feeds all the checks below. Times are not checked. A peer whose
+library is not installed (its row says "not installed") is reported as skipped.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import problems  # noqa: E402
+
+SIDE_BY_SIDE = [name for name in problems.NAMES if name != "compile"]
+ROWS = [(name, impl) for name in SIDE_BY_SIDE for impl in problems.get(name).IMPLEMENTATIONS]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmarks")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"benchmark run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    data = json.loads((out / "results.json").read_text())
+    data["_markdown"] = (out / "results.md").read_text()
+    data["_stdout"] = proc.stdout
+    return data
+
+
+def test_every_problem_ran_and_the_report_was_written(results):
+    assert list(results["problems"]) == list(problems.NAMES)
+    assert results["passed"] and results["quick"]
+    markdown = results["_markdown"]
+    assert markdown.startswith("# dpgen benchmarks") and "python -m benchmarks run --quick" in markdown
+    assert "| implementation |" in results["_stdout"]
+    for key in ("large", "cache"):
+        assert results["probe"][key]["gbs"] > 0
+    assert "write-allocate" in results["probe"]["note"]
+    assert results["machine"]["cores"] >= 1 and results["machine"]["versions"]["dpgen"]
+
+
+@pytest.mark.parametrize("problem, implementation", ROWS, ids=[f"{p}-{i.split()[0]}" for p, i in ROWS])
+def test_implementation_agrees_with_dpgen(results, problem, implementation):
+    for case in results["problems"][problem]["cases"]:
+        assert case["reference"] is not None and case["reference"].startswith("dpgen")
+        row = next(r for r in case["rows"] if r["implementation"] == implementation)
+        if row["status"] == "not installed":
+            pytest.skip(f"{implementation}: {row['error']}")
+        assert row["status"] == "ok", row
+        if implementation != case["reference"]:
+            assert max(row["value_rel_err"], row["grad_rel_err"]) <= case["tolerance"]
+        assert row["forward"]["median"] > 0 and row["value_and_grad"]["median"] > 0
+        assert "extra_mb" in row["memory"], row["memory"]
+
+
+def test_compile_times_from_fresh_processes(results):
+    rows = {r["step"]: r for r in results["problems"]["compile"]["rows"]}
+    assert {"import dpgen", "first compile + call", "cached load + call"} <= set(rows)
+    assert all(r["median"] > 0 for r in rows.values())
