@@ -629,7 +629,7 @@ class _Run:
                 continue
             outs = {n: self.empty() for n in k.outputs}
             bad = k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
-                                   {n: self.grid(v) for n, v in outs.items()})
+                                   {n: self.view(v, k) for n, v in outs.items()})
             if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
                 self._non_finite(t, k.name, outs)
             if record:  # external fields are available again in the reverse sweep: never stored

@@ -239,10 +239,16 @@ def _cell_printer(stencil: Stencil) -> NumbaPrinter:
 
 
 def plan_forward(stencil: Stencil) -> Kernel:
-    """Forward kernel: ``out__y[i] = f(...)`` over the grid, inputs padded."""
+    """Forward kernel: ``out__y[i] = f(...)`` over the grid, inputs and outputs padded.
+
+    Outputs are padded too (their ghost cells are not written): a kernel that writes into
+    the grid cells of a padded array, rather than into a view of them, gets a contiguous
+    array type from Numba and vectorizes its stores (a view is 1.5x slower to write), and
+    rollouts and solvers keep every field in the padded layout with no copies.
+    """
     printer = _cell_printer(stencil)
     outs = list(stencil.outputs)
-    cell = _index("i", stencil.ndim, (0,) * stencil.ndim)
+    cell = _index("i", stencil.ndim, [lo for lo, _ in stencil.halo])
     hoister = Hoister()
     block = _cse_block(
         [stencil.outputs[f] for f in outs], [f"v__{f.name}" for f in outs], "=", printer,
@@ -253,10 +259,20 @@ def plan_forward(stencil: Stencil) -> Kernel:
     # integer reduction does not keep LLVM from vectorizing the loop.
     # One update of the reduction variable per iteration (Numba's parfors allow no more):
     # the sum of v - v over the outputs is NaN as soon as one of them is not finite.
-    block += tuple(f"out__{f.name}[{cell}] = v__{f.name}" for f in outs)
+    if stencil.ndim == 1:
+        # 1-D: store through a slice of the grid cells (still a contiguous array type):
+        # LLVM vectorizes `o[i] = ...` here fully, `out[i + lo] = ...` only in part (~10%).
+        block += tuple(f"o__{f.name}[i0] = v__{f.name}" for f in outs)
+    else:
+        block += tuple(f"out__{f.name}[{cell}] = v__{f.name}" for f in outs)
     block += ("bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)",)
     first_out = f"out__{outs[0].name}"
-    setup = tuple(f"n{axis} = {first_out}.shape[{axis}]" for axis in range(stencil.ndim))
+    setup = tuple(
+        f"n{axis} = {first_out}.shape[{axis}] - {lo + hi}" for axis, (lo, hi) in enumerate(stencil.halo)
+    )
+    if stencil.ndim == 1:
+        lo = stencil.halo[0][0]
+        setup += tuple(f"o__{f.name} = out__{f.name}[{lo}:n0 + {lo}]" for f in outs)
     setup += hoister.lines(printer) + ("bad__ = 0",)
     args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
     args += tuple(f"out__{f.name}" for f in outs)

@@ -34,6 +34,7 @@ from ..errors import (
     ShapeError,
     UnknownArgumentError,
 )
+from .twins import copy_grid, copy_into
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -227,7 +228,7 @@ class CompiledStencil:
 
     def _padded_input(self, name: str, arr: np.ndarray) -> np.ndarray:
         buf = self._buffer(("in", name), self.padded_shape(arr.shape), arr.dtype)
-        buf[self.interior(arr.shape)] = arr
+        copy_into(buf[self.interior(arr.shape)], arr)
         return buf
 
     def _kernel(self, name: str, shape: tuple[int, ...]):
@@ -252,13 +253,14 @@ class CompiledStencil:
     def forward_padded(
         self, padded: Mapping[str, np.ndarray], params: Mapping[str, float], outs: Mapping[str, np.ndarray]
     ) -> int:
-        """Forward kernel on padded inputs, writing into ``outs`` (grid-shaped arrays or views).
+        """Forward kernel on padded inputs, writing the grid cells of padded ``outs``.
 
-        Returns the number of cells with a non-finite output (counted inside the kernel).
+        The ghost cells of ``outs`` are not touched. Returns the number of cells with a
+        non-finite output (counted inside the kernel).
         """
         for n in self.inputs:
             self.fill_halo(n, padded[n])
-        shape = next(iter(outs.values())).shape
+        shape = self._grid_shape(next(iter(outs.values())))
         return self._kernel("forward", shape)(
             *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
         )
@@ -323,9 +325,10 @@ class CompiledStencil:
         """
         fields, params, shape, dtype = self._parse(kwargs, self.inputs)
         padded = {n: self._padded_input(n, fields[n]) for n in self.inputs}
-        outs = {n: np.empty(shape, dtype=dtype) for n in self.outputs}
+        outs = {n: self._buffer(("out", n), self.padded_shape(shape), dtype) for n in self.outputs}
         self.forward_padded(padded, params, outs)
-        return outs
+        inside = self.interior(shape)
+        return {n: copy_grid(out[inside]) for n, out in outs.items()}
 
     __call__ = forward
 

@@ -72,4 +72,54 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(_dot(a.reshape(-1), b.reshape(-1)))
 
 
-__all__ = ["Twin", "dot", "twin"]
+@twin
+def _copy_1d(dst, src):
+    for i in numba.prange(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@twin
+def _copy_2d(dst, src):
+    for i in numba.prange(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@twin
+def _copy_3d(dst, src):
+    for i in numba.prange(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            for k in range(dst.shape[2]):
+                dst[i, j, k] = src[i, j, k]
+
+
+_COPIES = {1: _copy_1d, 2: _copy_2d, 3: _copy_3d}
+
+
+def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for arrays (or views) of one shape, in parallel for big ones.
+
+    NumPy copies strided views (the grid cells of a padded array) on one core.
+
+    >>> a = np.zeros((4, 5)); copy_into(a[1:-1, 1:-1], np.ones((2, 3))); int(a.sum())
+    6
+    """
+    kernel = _COPIES.get(dst.ndim)
+    if kernel is None or dst.shape != np.shape(src) or dst.dtype != np.asarray(src).dtype:
+        dst[...] = src
+    else:
+        kernel(dst, src)
+
+
+def copy_grid(view: np.ndarray) -> np.ndarray:
+    """A new C-contiguous copy of ``view`` (e.g. the grid cells of a padded array).
+
+    >>> copy_grid(np.arange(12.0).reshape(3, 4)[1:, 1:3]).flags.c_contiguous
+    True
+    """
+    out = np.empty(view.shape, view.dtype)
+    copy_into(out, view)
+    return out
+
+
+__all__ = ["Twin", "copy_grid", "copy_into", "dot", "twin"]

@@ -91,7 +91,7 @@ class _Level:
     coeffs: dict[str, np.ndarray]  # padded coefficient fields
     x: np.ndarray  # padded iterate (flat views below)
     b: np.ndarray  # padded right-hand side (ghosts hold no meaning)
-    ax: np.ndarray  # padded A x (ghosts stay zero)
+    ax: np.ndarray  # padded A x, then the residual (ghost cells: finite leftovers, never read)
     dinv: np.ndarray  # padded omega / diag(sign A), zero on ghosts
     inside: tuple[slice, ...]
     dense_inverse: np.ndarray | None = None
@@ -194,9 +194,8 @@ class Multigrid:
         return level
 
     def _apply(self, level: _Level) -> None:
-        """level.ax = A level.x (grid cells of ax; the kernel fills x's ghost cells)."""
-        self.kernel.forward_padded({self.unknown: level.x, **level.coeffs}, level.params,
-                                   {self.rhs: level.ax[level.inside]})
+        """level.ax = A level.x in its grid cells (the kernel fills the ghost cells of x)."""
+        self.kernel.forward_padded({self.unknown: level.x, **level.coeffs}, level.params, {self.rhs: level.ax})
 
     def _apply_grid(self, level: _Level, v: np.ndarray) -> np.ndarray:
         level.x[level.inside] = v

@@ -115,7 +115,7 @@ class StencilOperator:
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """``A v`` (padded, zero ghosts) in a reused buffer; fills the ghost cells of ``v``."""
         self.kernel.forward_padded({self.unknown: v.reshape(self.padded_shape), **self.coefficients},
-                                   self.params, {self.rhs: self._out[self.inside]})
+                                   self.params, {self.rhs: self._out})
         return self._out.reshape(-1)
 
     def remove_mean(self, v: np.ndarray) -> float:
