@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
             runner.log("[compile] fresh processes")
             results["problems"][name] = {"title": problem.TITLE, **problem.run(args.quick, args.repeat)}
             continue
+        if name == "kernels":
+            runner.log("[kernels] single kernels against the bandwidth probe")
+            results["problems"][name] = {"title": problem.TITLE, **problem.run(args.quick, args.repeat,
+                                                                                results["probe"])}
+            continue
         cases = [runner.run_case(problem, case, index, quick=args.quick, repeat=args.repeat,
                                  probe=results["probe"], measure_memory=not args.no_memory)
                  for index, case in enumerate(problem.cases(args.quick))]
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-memory", action="store_true", help="skip the per-row memory subprocesses")
     p.set_defaults(func=run)
     m = commands.add_parser("measure-memory", help="(internal) peak extra memory of one value+gradient")
-    m.add_argument("--problem", required=True, choices=[n for n in problems.NAMES if n != "compile"])
+    m.add_argument("--problem", required=True, choices=[n for n in problems.NAMES if n not in problems.OWN_TABLE])
     m.add_argument("--case", type=int, required=True, help="index into the problem's sizes")
     m.add_argument("--impl", required=True, help="row name, as in the problem's IMPLEMENTATIONS")
     m.add_argument("--quick", action="store_true")

@@ -111,6 +111,18 @@ def _compile(section: Mapping[str, Any]) -> list[str]:
         _table(["step", "median s", "min s", "max s"], body) + [""]
 
 
+def _kernels(section: Mapping[str, Any]) -> list[str]:
+    body = [[r["stencil"], r["grid"], r["kernel"], r["wrt"], f"{r['bytes'] / 1e6:,.1f}",
+             f"{r['median_ms']:.3f} ({r['min_ms']:.3f}–{r['max_ms']:.3f})", f"{r['gbs']:.1f}",
+             f"{100 * r['of_cache_probe']:.0f}%", f"{100 * r['of_large_probe']:.0f}%"] for r in section["rows"]]
+    note = ("Minimal bytes: every input, cotangent and output array once (plus the gradient read back where it "
+            "accumulates, `+=`); % of the probe's in-cache and large-array figures, measured in this run. "
+            f"Median (min–max) of {section['repeat']} calls.")
+    return [f"## {section['title']}", "", note, ""] + _table(
+        ["stencil", "grid", "kernel", "wrt", "minimal MB", "ms", "GB/s", "of in-cache probe", "of large probe"],
+        body) + [""]
+
+
 def markdown(results: Mapping[str, Any]) -> str:
     """The whole report."""
     lines = ["# dpgen benchmarks", "",
@@ -126,6 +138,9 @@ def markdown(results: Mapping[str, Any]) -> str:
             continue
         if name == "compile":
             lines += _compile(section)
+            continue
+        if name == "kernels":
+            lines += _kernels(section)
             continue
         lines += [f"## {section['title']}", "", section["bytes_note"], ""]
         for case in section["cases"]:

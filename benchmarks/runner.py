@@ -24,6 +24,8 @@ QUICK_BUDGET = 0.5
 
 
 _START = time.perf_counter()
+#: seconds of idle time before each implementation is timed (full runs)
+SETTLE_S = 1.0
 
 
 def log(message: str) -> None:
@@ -90,6 +92,10 @@ def _time(rows: list[dict[str, Any]], impls: dict[str, harness.Implementation], 
             continue
         impl = impls[name]
         try:
+            # Let the thread pools of the library timed before go idle: OpenBLAS, XLA and
+            # PyTorch workers spin for a while after each call and would take the cores
+            # from the next row's parallel kernels.
+            time.sleep(0.0 if budget is not None else SETTLE_S)
             impl.forward()  # value_and_grad ran in the check: this warms up the forward
             row["forward"] = harness.time_calls(impl.forward, repeat, budget).__dict__
             row["value_and_grad"] = harness.time_calls(impl.value_and_grad, repeat, budget).__dict__

@@ -56,9 +56,10 @@ from .errors import (
     UnknownArgumentError,
     WrtError,
 )
-from .losses import Loss, as_loss
+from .losses import L2, Loss, as_loss
 from .runtime import CompiledStencil
 from .runtime.checks import all_finite
+from .runtime.twins import copy_grid
 from .symbolic import Stencil
 
 Operator = Stencil | CompiledStencil
@@ -299,9 +300,11 @@ class Rollout:
         """Forward only: the state after ``steps`` steps."""
         run = self._start(inputs)
         state = run.initial_state()
+        spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
-            state, _ = run.forward_step(t, state, record=False)
-        return {n: run.grid(v).copy() for n, v in state.items()}
+            # two buffers per state field: each step writes over the state of two steps ago
+            state, spare = run.forward_step(t, state, record=False, into=spare)[0], state
+        return {n: copy_grid(run.grid(v)) for n, v in state.items()}
 
     def value(self, loss: Loss | Callable, **inputs: object) -> float:
         """The loss of the rollout, forward only (nothing recorded)."""
@@ -310,8 +313,12 @@ class Rollout:
         run = self._start(inputs)
         state = run.initial_state()
         total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
+        # dpgen's own losses keep no reference to a state: its buffers can be reused
+        reuse = isinstance(loss, L2)
+        spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
-            state, _ = run.forward_step(t, state, record=False)
+            new_state, _ = run.forward_step(t, state, record=False, into=spare)
+            state, spare = new_state, (state if reuse else {})
             if t + 1 in observed:
                 total += loss.evaluate(t + 1, run.grid_state(state))[0]
         return total
@@ -449,7 +456,11 @@ class Rollout:
 
         try:
             observe(0, work)
-            for action in self._actions(bytes_per_state, per_record):
+            actions = self._actions(bytes_per_state, per_record)
+            # Reusing two adjoint buffers per field saves an allocation per step; under
+            # checkpointing the idle one would sit beside the snapshots during recomputation.
+            run.reuse_adjoint_buffers = stats.schedule == "store all"
+            for action in actions:
                 if isinstance(action, Forward):
                     if position != action.n0:
                         raise RuntimeError(f"checkpoint schedule out of sync: at {position}, asked for {action}")
@@ -612,8 +623,12 @@ class _Run:
 
     # --- sweeps ---------------------------------------------------------------------------
 
-    def forward_step(self, t: int, state, record: bool):
-        """Advance one step; return the new padded state and (if ``record``) what each vjp reads."""
+    def forward_step(self, t: int, state, record: bool, into: dict[str, np.ndarray] | None = None):
+        """Advance one step; return the new padded state and (if ``record``) what each vjp reads.
+
+        ``into`` offers padded buffers for state outputs (each used once, then dropped
+        from the mapping), e.g. the state of two steps ago; new ones are allocated otherwise.
+        """
         env = {**self.external(t), **state}
         tape = []
         for k in self.ops:
@@ -627,7 +642,8 @@ class _Run:
                     self._non_finite(t, k.name, {n: np.asarray(v) for n, v in results.items()}, padded=False)
                 env.update({n: self.pad(v) for n, v in results.items()})
                 continue
-            outs = {n: self.empty() for n in k.outputs}
+            outs = {n: (into.pop(n, None) if into else None) for n in k.outputs}
+            outs = {n: self.empty() if buf is None else buf for n, buf in outs.items()}
             bad = k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
                                    {n: self.view(v, k) for n, v in outs.items()})
             if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
@@ -662,6 +678,8 @@ class _Run:
             for i, k in stencils for n in k.wrt_fields if n in self.controls
         }
         self.wanted_constants = {n for n in names if n in self.constants}
+        self._adjoint_pairs: dict[tuple[int, str], list[np.ndarray]] = {}
+        self.reuse_adjoint_buffers = False
         self.plain_acc: dict[str, np.ndarray] = {}  # constant-field gradients from step operators
 
     def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -685,6 +703,8 @@ class _Run:
                         adj[n], add[n] = self.constant_acc[(i, n)], True
                     elif (i, n) in self._scratch:
                         adj[n] = self._scratch[(i, n)]
+                    elif self.reuse_adjoint_buffers:
+                        adj[n] = self._alternate((i, n), k)
                     else:
                         adj[n] = np.empty(k.padded_shape(self.grid_shape), self.dtype)
                 k.adjoint_padded(bars, padded, self.params, adj, add)
@@ -705,6 +725,20 @@ class _Run:
                     if p in self.wanted_params:
                         self.wanted_params[p] += v
         return {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
+
+    def _alternate(self, key: tuple[int, str], k: CompiledStencil) -> np.ndarray:
+        """One of two padded adjoint buffers of operator input ``key``, in turn.
+
+        What an operator's adjoint writes at reverse step ``t`` is read during step ``t``
+        (by an earlier operator) or ``t - 1`` (as the state cotangent) at the latest, and
+        at ``t - 1`` the other buffer is written: no adjoint buffer is allocated per step.
+        """
+        pair = self._adjoint_pairs.get(key)
+        if pair is None:
+            shape = k.padded_shape(self.grid_shape)
+            pair = self._adjoint_pairs[key] = [np.empty(shape, self.dtype) for _ in range(2)]
+        pair.reverse()
+        return pair[0]
 
     def _reverse_operator(self, t, k, recorded, env, out_cot, env_cot) -> None:
         """Reverse of a step operator: its vjp on grid arrays, routed like a stencil's."""

@@ -54,7 +54,7 @@ RESERVED_NAMES = frozenset(
     # modules, metadata and helpers of the generated module, and the builtins it calls
     {"numba", "math", "SPEC", "heaviside", "sign", "min", "max", "abs", "range", "float"}
     # loop indices and extents
-    | {f"{p}{k}" for p in ("i", "q", "n", "N", "k") for k in range(3)}
+    | {f"{p}{k}" for p in ("i", "q", "s", "n", "N", "k") for k in range(3)}
 )
 
 

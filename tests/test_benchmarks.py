@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import problems  # noqa: E402
 
-SIDE_BY_SIDE = [name for name in problems.NAMES if name != "compile"]
+SIDE_BY_SIDE = [name for name in problems.NAMES if name not in problems.OWN_TABLE]
 ROWS = [(name, impl) for name in SIDE_BY_SIDE for impl in problems.get(name).IMPLEMENTATIONS]
 
 
@@ -58,6 +58,16 @@ def test_implementation_agrees_with_dpgen(results, problem, implementation):
             assert max(row["value_rel_err"], row["grad_rel_err"]) <= case["tolerance"]
         assert row["forward"]["median"] > 0 and row["value_and_grad"]["median"] > 0
         assert "extra_mb" in row["memory"], row["memory"]
+
+
+def test_kernel_table_counts_minimal_bytes(results):
+    rows = results["problems"]["kernels"]["rows"]
+    assert {(r["stencil"], r["kernel"]) for r in rows} >= {("upwind_1d", "forward"), ("upwind_1d", "adjoint")}
+    upwind = {r["kernel"]: r for r in rows if r["stencil"] == "upwind_1d"}
+    cells = 10_000  # quick size
+    # forward: read d, u, write d_new; adjoint: read d, u, d_bar, u_bar (+=), write d_bar, u_bar
+    assert upwind["forward"]["bytes"] == 3 * 8 * cells and upwind["adjoint"]["bytes"] == 6 * 8 * cells
+    assert all(r["gbs"] > 0 and r["of_cache_probe"] > 0 for r in rows)
 
 
 def test_compile_times_from_fresh_processes(results):

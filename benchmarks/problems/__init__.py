@@ -13,8 +13,9 @@ A *side-by-side* problem module (``upwind1d``, ``diffusion2d``, ``pressure``,
   and ``"states"``: the bytes of every stored state (``None`` if nothing is stored),
 * optionally ``limits(case, probe) -> dict``: a bandwidth-bound time limit.
 
-The ``compile`` module is different: ``run(quick, repeat) -> dict`` measures fresh
-processes and returns its own table.
+Two modules are different: ``compile`` (``run(quick, repeat) -> dict``) measures fresh
+processes, ``kernels`` (``run(quick, repeat, probe) -> dict``) times single generated
+kernels against the bandwidth probe; each returns its own table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from types import ModuleType
 from typing import Any
 
 #: every problem, in the order the report shows them
-NAMES = ("upwind1d", "diffusion2d", "pressure", "laplace3d", "compile")
+NAMES = ("upwind1d", "diffusion2d", "pressure", "laplace3d", "kernels", "compile")
+#: problems with their own table, not implementations side by side
+OWN_TABLE = ("kernels", "compile")
 
 
 @dataclasses.dataclass(frozen=True)

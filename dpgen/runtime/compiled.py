@@ -232,7 +232,9 @@ class CompiledStencil:
         return buf
 
     def _kernel(self, name: str, shape: tuple[int, ...]):
-        parallel = int(np.prod(shape)) >= config.parallel_threshold
+        # the fused adjoint does several forward cells' work per cell: parallel sooner
+        threshold = config.parallel_threshold // (4 if name == "adjoint" else 1)
+        parallel = int(np.prod(shape)) >= threshold
         return getattr(self.module, name if parallel else f"{name}_serial")
 
     # --- padded-array layer ---------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Single generated kernels at about 10⁶ cells, as rollouts and solvers call them.
+
+Each kernel runs on the padded-array layer (``forward_padded`` / ``adjoint_padded``:
+halo fill included, no validation, no copies), the way a rollout step and its reverse
+call them; the adjoint accumulates into the gradient of the time-constant field as in
+a rollout. Achieved bandwidth counts the minimal bytes — every array the kernel must
+read or write, once — and is compared with both figures of the bandwidth probe run in
+the same session (the arrays, 8 MB each, fit in the L3 cache).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..harness import time_calls
+
+TITLE = "kernels: one forward and one adjoint kernel at about 10⁶ cells (padded-array layer)"
+
+#: (stencil factory, its arguments, grid, fields whose gradient accumulates, as in a rollout)
+CASES = {
+    "upwind_1d": ("upwind", {"ndim": 1}, (1_000_000,), ("u",)),
+    "diffusion_2d": ("diffusion", {"ndim": 2}, (1024, 1024), ("k",)),
+    "laplace_5pt": ("laplacian", {"ndim": 2}, (1024, 1024), ()),
+    "laplace_7pt": ("laplacian", {"ndim": 3}, (100, 100, 100), ()),
+}
+QUICK_GRIDS = {"upwind_1d": (10_000,), "diffusion_2d": (64, 64), "laplace_5pt": (64, 64), "laplace_7pt": (16, 16, 16)}
+
+
+def _setup(name: str, quick: bool):
+    import dpgen as dp
+    from dpgen import stencils
+
+    factory, kwargs, grid, accumulate = CASES[name]
+    grid = QUICK_GRIDS[name] if quick else grid
+    stencil = getattr(stencils, factory)(bc="periodic", name=f"bench_{name}", **kwargs)
+    k = dp.compile(stencil, wrt=tuple(f.name for f in stencil.inputs))
+    rng = np.random.default_rng(0)
+    padded = {}
+    for n in k.inputs:
+        padded[n] = np.zeros(k.padded_shape(grid))
+        # positive, non-uniform fields (a density, a velocity, a diffusivity): no NaN paths
+        padded[n][k.interior(grid)] = 0.5 + rng.random(grid)
+    params = {p: 1.0 / max(grid) for p in k.params}
+    outs = {n: np.zeros(k.padded_shape(grid)) for n in k.outputs}
+    bars = {n: rng.standard_normal(grid) for n in k.outputs}
+    adj = {n: np.zeros(k.padded_shape(grid)) for n in k.wrt_fields}
+    add = {n: n in accumulate for n in k.wrt_fields}
+    return k, grid, padded, params, outs, bars, adj, add
+
+
+def _bytes(k, grid, add: Mapping[str, bool]) -> dict[str, int]:
+    cells, word = math.prod(grid), 8
+    forward = (len(k.inputs) + len(k.outputs)) * cells * word
+    adjoint_arrays = (len(k.spec["adjoint_inputs"]) + len(k.spec["adjoint_cotangents"])
+                      + sum(add.values()) + len(k.wrt_fields))
+    return {"forward": forward, "adjoint": adjoint_arrays * cells * word}
+
+
+def run(quick: bool, repeat: int | None, probe: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"rows": [...]}``: per stencil and kernel, time, minimal bytes, GB/s, % of each probe figure."""
+    repeats = repeat or (5 if quick else 30)
+    rows = []
+    for name in CASES:
+        k, grid, padded, params, outs, bars, adj, add = _setup(name, quick)
+        calls = {
+            "forward": lambda: k.forward_padded(padded, params, outs),
+            "adjoint": lambda: k.adjoint_padded(bars, padded, params, adj, add),
+        }
+        minimal = _bytes(k, grid, add)
+        for kernel, call in calls.items():
+            call()  # compile or load, first-touch
+            stats = time_calls(call, repeats)
+            gbs = minimal[kernel] / stats.median / 1e9
+            rows.append({
+                "stencil": name, "grid": "x".join(map(str, grid)), "kernel": kernel,
+                "wrt": ", ".join(f"{n} (+=)" if add.get(n) else n for n in k.wrt_fields) if kernel == "adjoint" else "",
+                "bytes": minimal[kernel], "median_ms": 1e3 * stats.median, "min_ms": 1e3 * stats.min,
+                "max_ms": 1e3 * stats.max, "gbs": gbs,
+                "of_cache_probe": gbs / probe["cache"]["gbs"], "of_large_probe": gbs / probe["large"]["gbs"],
+            })
+    return {"repeat": repeats, "rows": rows}
