@@ -63,6 +63,9 @@ class _Dpgen(DpgenImplementation):
     def __init__(self, data: Mapping[str, Any]):
         super().__init__(data)
         from dpgen.solvers.projection import PressureProjection
+        from dpgen.runtime.twins import dot
+
+        self._dot = dot
 
         self.pending = ""
         try:
@@ -77,7 +80,9 @@ class _Dpgen(DpgenImplementation):
 
     def value_and_grad(self):
         out = self.forward()
-        value = float(np.vdot(out["u"], self.data["w_u"]) + np.vdot(out["v"], self.data["w_v"]))
+        # dpgen's own dot product, not np.vdot: OpenBLAS's worker threads spin after a call
+        # and stall the parallel kernels that follow on 2 cores (the README's performance notes)
+        value = self._dot(out["u"], self.data["w_u"]) + self._dot(out["v"], self.data["w_v"])
         grads = self.proj.vjp({"u": self.data["w_u"], "v": self.data["w_v"]}, dx=self.h, dy=self.h)
         return value, {"u": grads["u"], "v": grads["v"]}
 
