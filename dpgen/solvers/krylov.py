@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from ..errors import SolverError
-from ..runtime.twins import Twin, _dot
+from ..runtime.twins import Twin, dot
 from .operators import GridOperator, StencilOperator
 
 Operator = Callable[[np.ndarray], np.ndarray]
@@ -91,8 +91,8 @@ def _finish(op, rhs: np.ndarray, x: np.ndarray, project: bool, info: SolveInfo, 
     true_r = rhs - sign * op.matvec(x)
     if project:
         op.remove_mean(true_r)
-    res = math.sqrt(_dot(true_r, true_r))
-    bnorm = math.sqrt(_dot(rhs, rhs))
+    res = math.sqrt(dot(true_r, true_r))
+    bnorm = math.sqrt(dot(rhs, rhs))
     info.residual = res / bnorm if bnorm else res
     info.converged = res <= goal * (1 + 1e-6) or bnorm == 0
     if not info.converged:
@@ -170,15 +170,15 @@ def cg(
             op.remove_mean(r)
     z = r if plain else precondition(r)
     p = z.copy()
-    bnorm = math.sqrt(_dot(rhs, rhs))
+    bnorm = math.sqrt(dot(rhs, rhs))
     goal = max(rtol * bnorm, atol)
-    rr = _dot(r, r)
-    rz = rr if plain else _dot(r, z)
+    rr = dot(r, r)
+    rz = rr if plain else dot(r, z)
     limit = maxiter if maxiter is not None else 10 * math.prod(b.shape)
     it = 0
     while math.sqrt(rr) > goal and it < limit:
         ap = op.matvec(p)
-        pap = sign * _dot(p, ap)
+        pap = sign * dot(p, ap)
         if pap <= 0:
             raise SolverError(f"{what}: operator is not positive definite (p·Ap = {pap:.3e}) at iteration {it}")
         alpha = rz / pap
@@ -196,8 +196,8 @@ def cg(
                 op.remove_mean(r)
         if it % refresh == 0 or preconditioner is not None:
             z = r if plain else precondition(r)
-            rr_new = _dot(r, r)
-            rz_new = rr_new if plain else _dot(r, z)
+            rr_new = dot(r, r)
+            rz_new = rr_new if plain else dot(r, z)
         # No projection of r in between: A p has zero mean when A annihilates constants, so
         # r stays in the range up to round-off (re-projected at each refresh).
         _xpby(r if plain else z, rz_new / rz, p)
@@ -253,31 +253,31 @@ def bicgstab(
     rho = alpha = omega = 1.0
     v = np.zeros_like(rhs)
     p = np.zeros_like(rhs)
-    bnorm = math.sqrt(_dot(rhs, rhs))
+    bnorm = math.sqrt(dot(rhs, rhs))
     goal = max(rtol * bnorm, atol)
     limit = maxiter if maxiter is not None else 10 * rhs.size
     it = 0
     res = bnorm
     while res > goal and it < limit:
-        rho_new = _dot(r_hat, r)
+        rho_new = dot(r_hat, r)
         if rho_new == 0.0:
             raise SolverError(f"{what}: breakdown (rho = 0) at iteration {it}")
         beta = (rho_new / rho) * (alpha / omega)
         p = r + beta * (p - omega * v)
         v = apply(p.reshape(shape)).reshape(-1)
-        alpha = rho_new / _dot(r_hat, v)
+        alpha = rho_new / dot(r_hat, v)
         s = r - alpha * v
         t = apply(s.reshape(shape)).reshape(-1)
-        tt = _dot(t, t)
-        omega = _dot(t, s) / tt if tt > 0 else 0.0
+        tt = dot(t, t)
+        omega = dot(t, s) / tt if tt > 0 else 0.0
         x += alpha * p + omega * s
         r = s - omega * t
         rho = rho_new
         it += 1
-        res = math.sqrt(_dot(r, r))
+        res = math.sqrt(dot(r, r))
         if it % 50 == 0:
             r = rhs - apply(x.reshape(shape)).reshape(-1)
-            res = math.sqrt(_dot(r, r))
+            res = math.sqrt(dot(r, r))
     return _finish(GridOperator(apply, shape), rhs, x, False, SolveInfo("bicgstab", it, math.nan, False, rtol),
                    goal, what)
 
@@ -307,10 +307,10 @@ def cg_unrolled(apply: Operator, b: np.ndarray, x0: np.ndarray, iterations: int)
     r = rhs - apply(x.reshape(shape)).reshape(-1)
     tape = UnrolledCG(shape, r.copy(), x.copy(), [], [], [], [])
     p = r.copy()
-    rho = _dot(r, r)
+    rho = dot(r, r)
     for _ in range(iterations):
         q = apply(p.reshape(shape)).reshape(-1)
-        gamma = _dot(p, q)
+        gamma = dot(p, q)
         if gamma <= 0 or rho == 0:
             raise SolverError(f"unrolled CG: breakdown (p·Ap = {gamma:.3e}, r·r = {rho:.3e}); use fewer iterations")
         alpha = rho / gamma
@@ -319,7 +319,7 @@ def cg_unrolled(apply: Operator, b: np.ndarray, x0: np.ndarray, iterations: int)
         x += alpha * p
         r = r - alpha * q
         tape.residuals.append(r)
-        rho_new = _dot(r, r)
+        rho_new = dot(r, r)
         beta = rho_new / rho
         tape.scalars.append((rho, gamma, alpha, rho_new, beta))
         p = r + beta * p
@@ -345,14 +345,14 @@ def cg_unrolled_vjp(tape: UnrolledCG, x_bar: np.ndarray, apply_t: Operator):
         p, q, r_new = tape.directions[k], tape.products[k], tape.residuals[k]
         # p_next = r_new + beta p (the p_next cotangent is pb, carried from step k+1)
         rb_new = rb + pb
-        beta_b = _dot(pb, p)
+        beta_b = dot(pb, p)
         pb = beta * pb
         # beta = rho_new / rho; rho_new = r_new . r_new  (rho_new also feeds step k+1: rhob)
         rho_new_b = rhob + beta_b / rho
         rho_b = -beta_b * rho_new / rho**2
         rb_new = rb_new + 2.0 * rho_new_b * r_new
         # r_new = r - alpha q ; x_new = x + alpha p
-        alpha_b = -_dot(rb_new, q) + _dot(xb, p)
+        alpha_b = -dot(rb_new, q) + dot(xb, p)
         q_b = -alpha * rb_new
         pb = pb + alpha * xb
         rb = rb_new

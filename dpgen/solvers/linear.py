@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -239,21 +239,12 @@ class LinearSolve:
         rhs = None if self.rhs not in kwargs else np.asarray(kwargs[self.rhs])
         return coeffs, params, rhs
 
-    def _apply(self, coeffs, params, shape=None) -> StencilOperator | Callable[[np.ndarray], np.ndarray]:
-        """``A`` as an operator whose vectors are padded arrays (coefficients validated and
-        padded once per solve); before the grid is known, a function that builds it."""
-        k = self.kernel
-        if shape is not None:
-            return StencilOperator(k, self.unknown, self.rhs, coeffs, params, tuple(shape))
-        built: list[StencilOperator] = []
-
-        def apply(x: np.ndarray) -> np.ndarray:
-            if not built:  # first application: validate everything
-                shape_, _ = k.validate({self.unknown: x, **coeffs})
-                built.append(StencilOperator(k, self.unknown, self.rhs, coeffs, params, shape_))
-            return built[0](x)
-
-        return apply
+    def _operator(self, coeffs, params, like: np.ndarray) -> StencilOperator:
+        """``A`` for these coefficients on the grid of ``like``: validated, coefficients
+        padded once per solve; CG's vectors live in its padded layout, and it applies to
+        grid arrays too (``A(x)``)."""
+        shape, _ = self.kernel.validate({self.unknown: like, **coeffs})
+        return StencilOperator(self.kernel, self.unknown, self.rhs, coeffs, params, shape)
 
     def _apply_transpose(self, coeffs, params):
         # A^T through the generated adjoint of the unknown alone: it reads no p.
@@ -305,10 +296,9 @@ class LinearSolve:
     def _solve(self, apply, b: np.ndarray, rtol: float, what: str, singular: bool, sign: float, x0=None,
                coeffs=None, params=None):
         if self.method == "cg":
-            op = self._apply(coeffs, params, b.shape)  # CG's vectors in the padded layout
             mg = self.multigrid(coeffs, params, b.shape, sign) if self.preconditioner == "mg" else None
-            x, info = cg(op, b, rtol=rtol, atol=self.atol, maxiter=self.maxiter, sign=sign, project=singular,
-                         diag_inv=None if mg else self._jacobi(op, b.shape, sign),
+            x, info = cg(apply, b, rtol=rtol, atol=self.atol, maxiter=self.maxiter, sign=sign, project=singular,
+                         diag_inv=None if mg else self._jacobi(apply, b.shape, sign),
                          preconditioner=None if mg is None else mg.apply_padded, x0=x0, what=what)
         else:
             if singular:
@@ -328,7 +318,7 @@ class LinearSolve:
         unrolled iterations.
         """
         coeffs, params, b = self._split(kwargs, need_rhs=True)
-        apply = self._apply(coeffs, params)
+        apply = self._operator(coeffs, params, b)
         sign, singular = self._structure(apply, b.shape, b.dtype)
         if self.unrolled is not None:
             x0 = np.zeros(b.shape) if initial_guess is None else np.asarray(initial_guess, dtype=np.float64)
@@ -370,7 +360,7 @@ class LinearSolve:
             raise WrtError(f"linear solve of {self.stencil.name!r} has one output, {self.unknown!r}")
         coeffs, params, b = self._split(kwargs, need_rhs=self.unrolled is not None)
         p_bar = np.asarray(cotangents[self.unknown])
-        apply = self._apply(coeffs, params)
+        apply = self._operator(coeffs, params, p_bar)
         sign, singular = self._structure(apply, p_bar.shape, p_bar.dtype)
         if self.unrolled is not None:
             return self._unrolled_vjp(p_bar, b, initial_guess, coeffs, params, apply, sign)
