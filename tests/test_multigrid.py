@@ -134,14 +134,15 @@ def test_mg_solve_and_gradient_match_the_dense_pseudo_inverse(bc):
     assert rel(grads["k"], ref_grads["k"]) < 1e-8
 
 
-def test_mg_pressure_projection_gradient_matches_jacobi():
+@pytest.mark.parametrize("boundary", ["periodic", "closed"])
+def test_mg_pressure_projection_gradient_matches_jacobi(boundary):
     from dpgen.solvers.projection import PressureProjection
 
     rng = np.random.default_rng(4)
     u, v, wu, wv = rng.standard_normal((4, 32, 32))
     out, grads = {}, {}
     for pc in ("mg", "jacobi"):
-        proj = PressureProjection("periodic", rtol=1e-11, preconditioner=pc)
+        proj = PressureProjection(boundary, rtol=1e-11, preconditioner=pc)
         out[pc] = proj.forward(u=u, v=v, dx=1 / 32, dy=1 / 32)
         grads[pc] = proj.vjp({"u": wu, "v": wv}, dx=1 / 32, dy=1 / 32)
         assert np.abs(proj.divergence(out[pc]["u"], out[pc]["v"], dx=1 / 32, dy=1 / 32)).max() < 1e-7
