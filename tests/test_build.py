@@ -96,3 +96,16 @@ def test_generated_modules_agree_with_on_demand_compilation():
         cot = shipped.vjp(out, **fields, **params)
         for name, value in fresh.vjp(out, **fields, **params).items():
             np.testing.assert_array_equal(cot[name], value)
+
+
+def test_module_of_another_kernel_calling_convention_is_refused(tmp_path):
+    """Numba does not bounds-check: a module rendered for other kernel arguments must not
+    load (it would read and write out of bounds), and the error says how to fix it."""
+    from dpgen.kernel_abi import KERNEL_ABI
+
+    source = (ROOT / "generated" / "upwind_1d.py").read_text()
+    assert f"'kernel_abi': {KERNEL_ABI}," in source
+    old = tmp_path / "upwind_1d_old.py"
+    old.write_text(source.replace(f" 'kernel_abi': {KERNEL_ABI},\n", ""))  # as dpgen 0.1.0 wrote it
+    with pytest.raises(BuildError, match=r"convention 1; this dpgen calls convention \d+\. Regenerate"):
+        dp.load(old)

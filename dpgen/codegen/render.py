@@ -22,6 +22,7 @@ import sympy as sp
 from .. import __version__
 from ..adjoint import derive_adjoint, resolve_wrt
 from ..errors import BuildError
+from ..kernel_abi import KERNEL_ABI
 from ..symbolic import Stencil
 from .plan import Kernel, KernelPlan, Loop, make_plan
 
@@ -49,7 +50,9 @@ def _environment() -> jinja2.Environment:
 
 
 #: dpgen sources whose code decides what a generated module contains.
-GENERATOR_SOURCES = ("symbolic.py", "boundary.py", "adjoint.py", "codegen/plan.py", "codegen/printer.py", "codegen/render.py")
+GENERATOR_SOURCES = (
+    "symbolic.py", "boundary.py", "adjoint.py", "kernel_abi.py", "codegen/plan.py", "codegen/printer.py", "codegen/render.py",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,6 +137,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "name": plan.stencil_name,
         "ndim": plan.ndim,
         "dpgen_version": __version__,
+        "kernel_abi": KERNEL_ABI,
         "content_hash": digest,
         "halo": [list(h) for h in plan.halo],
         "inputs": list(plan.inputs),

@@ -1,0 +1,18 @@
+"""The calling convention between generated modules and the runtime, as one number.
+
+A generated module records the convention it was rendered with (``SPEC["kernel_abi"]``)
+and :class:`~dpgen.runtime.CompiledStencil` refuses any other: Numba does not check
+bounds, so calling a kernel with another convention's arguments would read and write
+out of bounds instead of failing. Bump it whenever kernel arguments or array layouts
+change, and say what changed here.
+
+* 1 — dpgen 0.1.0 as first released: forward kernels write grid-shaped outputs; adjoint
+  kernels accumulate with ``adj[q] += ...``.
+* 2 — forward kernels write the grid cells of *padded* outputs and return the number of
+  cells with a non-finite output; adjoint kernels take ``prev__<field>`` arrays (read
+  where ``add__<field>``) after the ``adj__<field>`` arrays.
+
+This module imports nothing, so loading generated modules stays free of SymPy.
+"""
+
+KERNEL_ABI = 2
