@@ -2,13 +2,13 @@
 
 A :class:`CompiledStencil` wraps one generated module. It needs only the module's
 ``SPEC`` metadata and kernels — no SymPy — so modules built into ``generated/`` load
-fast. Every check (names, ndim, shapes, dtypes, grid size) happens here, in Python,
-before a kernel runs: Numba does not bounds-check.
+fast. Every check (names, ndim, shapes, dtypes, grid size, the kernels' calling
+convention) happens here, in Python, before a kernel runs: Numba does not bounds-check.
 
-Padded input buffers and the padded adjoint buffers are kept per shape and dtype and
-reused across calls (touching fresh memory costs more than the stencil itself on big
-grids). Returned arrays are always new. An instance is therefore not thread-safe;
-use one per thread.
+Padded input buffers are kept per shape and dtype and reused across calls (touching
+fresh memory costs more than the stencil itself on big grids). Returned arrays are
+always new: views of the grid cells of fresh padded arrays, which the kernels write
+directly. An instance is not thread-safe; use one per thread.
 """
 
 from __future__ import annotations
