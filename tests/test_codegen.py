@@ -169,3 +169,30 @@ def test_fill_and_fold_kernels_match_numpy_pad_and_its_transpose():
         folded = y.copy()
         module.fold_halo_p(folded)
         assert np.vdot(padded, y) == pytest.approx(np.vdot(x, folded[2:-2, 1:-1]), rel=1e-13)
+
+
+def test_parallel_3d_halo_fill_and_fold_match_the_serial_ones():
+    """3-D modules also emit fill/fold_halo_<f>_parallel (prange over each face's rows):
+    the same values as numpy.pad, and the fold the same as the serial fold, for mixed rules
+    and width-2 halos."""
+    rng = np.random.default_rng(4)
+    for rules in (("periodic",) * 3, ("zero", "edge", "symmetric"), ("reflect", "periodic", "edge")):
+        p = dp.Field("p", ndim=3, bc=rules)
+        s = dp.Stencil(f"fill3_{'_'.join(rules)}", {p: p[2, 1, -1] * p[-1, 0, 1]})
+        k = dp.compile(s, wrt="p")
+        assert k.halo == ((1, 2), (0, 1), (1, 1))
+        x = rng.standard_normal((5, 4, 6))
+        padded = np.zeros(k.padded_shape(x.shape))
+        padded[k.interior(x.shape)] = x
+        k.module.fill_halo_p_parallel(padded)
+        expected = x
+        for axis, (rule, (lo, hi)) in enumerate(zip(rules, k.halo)):
+            widths = [(0, 0)] * 3
+            widths[axis] = (lo, hi)
+            expected = np.pad(expected, widths, mode=dp.boundary.PAD_MODE[rule])
+        np.testing.assert_array_equal(padded, expected)
+        y = rng.standard_normal(padded.shape)
+        serial, parallel = y.copy(), y.copy()
+        k.module.fold_halo_p(serial)
+        k.module.fold_halo_p_parallel(parallel)
+        np.testing.assert_array_equal(parallel, serial)
