@@ -35,8 +35,6 @@ def _notes(row: Mapping[str, Any]) -> str:
             if info.get(f"{which}_matvecs") is not None:
                 text += f" / {info[f'{which}_matvecs']} matvecs"
             parts.append(text)
-    if info.get("pending"):
-        parts.append(str(info["pending"]))
     if row.get("error"):
         parts.append(str(row["error"]))
     memory = row.get("memory") or {}
@@ -58,8 +56,7 @@ def _row(row: Mapping[str, Any], reference: str | None, repeat: int) -> list[str
     else:
         speedup = "—"
     memory = row.get("memory") or {}
-    status = row["status"] + (" (pending)" if row.get("info", {}).get("pending") else "")
-    return [row["implementation"], status, errors,
+    return [row["implementation"], row["status"], errors,
             _ms(row.get("forward"), repeat), _ms(row.get("value_and_grad"), repeat),
             _num(row.get("grad_over_forward")), _num(memory.get("extra_mb")), _num(row.get("forward_gbs")),
             _num(row.get("value_and_grad_gbs")), speedup, _notes(row)]

@@ -52,27 +52,17 @@ def traffic(case: Case) -> dict[str, int | None]:
 
 
 class _Dpgen(DpgenImplementation):
-    """``PressureProjection("periodic", rtol=1e-8, preconditioner=...)``.
-
-    Where this dpgen has no ``preconditioner`` keyword (or not this preconditioner) yet,
-    the row runs the plain constructor and says "pending".
-    """
+    """``PressureProjection("periodic", rtol=1e-8, preconditioner=...)``."""
 
     preconditioner: str | None = None
 
     def __init__(self, data: Mapping[str, Any]):
         super().__init__(data)
-        from dpgen.solvers.projection import PressureProjection
         from dpgen.runtime.twins import dot
+        from dpgen.solvers.projection import PressureProjection
 
         self._dot = dot
-
-        self.pending = ""
-        try:
-            self.proj = PressureProjection("periodic", rtol=data["rtol"], preconditioner=self.preconditioner)
-        except (TypeError, ValueError) as exc:
-            self.proj = PressureProjection("periodic", rtol=data["rtol"])
-            self.pending = f"pending: preconditioner={self.preconditioner!r} not accepted ({exc}); ran the default"
+        self.proj = PressureProjection("periodic", rtol=data["rtol"], preconditioner=self.preconditioner)
         self.h = data["h"]
 
     def forward(self):
@@ -93,8 +83,6 @@ class _Dpgen(DpgenImplementation):
             record = getattr(solve, attr, None)
             if record is not None:
                 facts[key] = getattr(record, "iterations", None)
-        if self.pending:
-            facts["pending"] = self.pending
         return facts
 
 
