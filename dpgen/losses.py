@@ -30,6 +30,10 @@ class Loss:
 
     #: steps ``t`` (0 = initial state, ``T`` = final) at which the state is observed
     steps: tuple[int, ...] | None = None
+    #: whether the loss may keep a reference to the state arrays it is given (or return
+    #: them as gradients). Only when this is False may a rollout reuse its state buffers
+    #: after the loss has seen them; subclasses that copy what they keep can say so.
+    keeps_state: bool = True
 
     def value_and_grad(self, t: int, state: State) -> tuple[float, dict[str, np.ndarray]]:
         raise NotImplementedError
@@ -76,6 +80,8 @@ class L2(Loss):
     weight : float
         Factor on the value (and gradient).
     """
+
+    keeps_state = False  # the gradient is a new array; no reference to the state is kept
 
     def __init__(
         self,

@@ -56,7 +56,7 @@ from .errors import (
     UnknownArgumentError,
     WrtError,
 )
-from .losses import L2, Loss, as_loss
+from .losses import Loss, as_loss
 from .runtime import CompiledStencil
 from .runtime.checks import all_finite
 from .runtime.twins import copy_grid
@@ -313,8 +313,8 @@ class Rollout:
         run = self._start(inputs)
         state = run.initial_state()
         total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
-        # dpgen's own losses keep no reference to a state: its buffers can be reused
-        reuse = isinstance(loss, L2)
+        # a loss that keeps no reference to a state (dpgen's own) lets its buffers be reused
+        reuse = not loss.keeps_state
         spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
             new_state, _ = run.forward_step(t, state, record=False, into=spare)
