@@ -123,6 +123,8 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
         flags.append(f"fastmath={options.fastmath!r}")
     name = kernel.name if parallel or not kernel.parallel_twin else f"{kernel.name}_serial"
     doc = kernel.doc if parallel or not kernel.parallel_twin else f"Serial twin of {kernel.name} (no prange)."
+    if not parallel and kernel.serial is not None:
+        kernel = kernel.serial
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
     lines += [f"    {line}" for line in kernel.setup]
     lines += _emit_body(kernel.body, kernel, parallel, 1)
