@@ -162,15 +162,20 @@ def test_fill_and_fold_kernels_match_numpy_pad_and_its_transpose():
         x = rng.standard_normal((5, 4))
         padded = np.zeros((9, 6))
         padded[2:-2, 1:-1] = x
+        twin = padded.copy()
         module.fill_halo_p(padded)
+        module.fill_halo_p_parallel(twin)  # 2-D and 3-D modules: rows split over the threads
         mode = dp.boundary.PAD_MODE[rule]
         expected = np.pad(np.pad(x, ((2, 2), (0, 0)), mode=mode), ((0, 0), (1, 1)), mode="wrap")
         np.testing.assert_array_equal(padded, expected)
+        np.testing.assert_array_equal(twin, expected)
         # fold is the transpose of fill: <fill x, y> == <x, fold y>
         y = rng.standard_normal((9, 6))
-        folded = y.copy()
+        folded, folded_twin = y.copy(), y.copy()
         module.fold_halo_p(folded)
+        module.fold_halo_p_parallel(folded_twin)
         assert np.vdot(padded, y) == pytest.approx(np.vdot(x, folded[2:-2, 1:-1]), rel=1e-13)
+        np.testing.assert_array_equal(folded_twin, folded)
 
 
 def test_parallel_3d_halo_fill_and_fold_match_the_serial_ones():

@@ -15,6 +15,8 @@ from dpgen.errors import (
 )
 from dpgen.stencils import gradient_2d, laplacian, upwind
 
+from helpers import run_python
+
 RNG = np.random.default_rng(7)
 
 
@@ -191,3 +193,34 @@ def test_forward_kernel_counts_cells_with_non_finite_outputs(threshold):
         assert k.forward_padded({"p": padded}, {"dx": 1.0, "dy": 1.0}, outs) == 6
         inside = k.interior(p.shape)
         assert (~np.isfinite(outs["gx"][inside]) | ~np.isfinite(outs["gy"][inside])).sum() == 6
+
+
+def test_serial_and_parallel_twins_keep_their_own_numba_cache_entries(tmp_path):
+    """Numba names its on-disk cache after the function, not the compile options: twins
+    built from one function must not load each other's machine code (the parallel twin
+    then ran serial code, in CG at every size)."""
+    module = tmp_path / "twin_mod.py"
+    module.write_text(
+        "import numba\n"
+        "from dpgen.runtime.twins import Twin\n"
+        "def total(a):\n"
+        "    s = 0.0\n"
+        "    for i in numba.prange(a.size):\n"
+        "        s += a[i]\n"
+        "    return s\n"
+        "TOTAL = Twin(total)\n"
+    )
+    cache = tmp_path / "numba-cache"
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, {dir!r}); import twin_mod;"
+        "a = np.arange(10.0); assert twin_mod.TOTAL.{first}(a) == 45.0;"
+        "assert twin_mod.TOTAL.{second}(a) == 45.0;"
+        "print(sum(twin_mod.TOTAL.parallel.stats.cache_hits.values()), sum(twin_mod.TOTAL.serial.stats.cache_hits.values()))"
+    )
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    run_python(code.format(dir=str(tmp_path), first="serial", second="parallel"), env=env)
+    indexes = sorted(p.name.split("-")[0] for p in cache.rglob("*.nbi"))
+    assert indexes == ["twin_mod.total__parallel", "twin_mod.total__serial"]
+    # a second process loads each twin from its own entry
+    out = run_python(code.format(dir=str(tmp_path), first="parallel", second="serial"), env=env).stdout.split()
+    assert [int(h) > 0 for h in out] == [True, True]

@@ -256,7 +256,7 @@ class CompiledStencil:
         getattr(self.module, self._halo_kernel("fill", name, padded))(padded)
 
     def _halo_kernel(self, kind: str, name: str, padded: np.ndarray) -> str:
-        # 3-D modules fill and fold in parallel too: the threads that then run the kernel
+        # 2-D and 3-D modules fill and fold in parallel too: the threads that then run the kernel
         # over their slabs find the ghost cells in their own caches (a serial fill cost a
         # 7-point forward 12 % at 100^3 in cache-line transfers)
         parallel = f"{kind}_halo_{name}_parallel"

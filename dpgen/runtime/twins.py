@@ -8,6 +8,7 @@ machine much more — so arrays below ``config.parallel_threshold`` elements run
 
 from __future__ import annotations
 
+import types
 from typing import Callable
 
 import numba
@@ -34,14 +35,27 @@ class Twin:
     """
 
     def __init__(self, fn: Callable, cache: bool = True):
-        self.serial = numba.njit(cache=cache)(fn)
-        self.parallel = numba.njit(cache=cache, parallel=True)(fn)
+        # Two function objects with their own qualified names: Numba names its on-disk cache
+        # after the function (qualname and line), not after the compile options, so twins of
+        # one function share a cache entry and load whichever version was compiled first --
+        # the parallel twin then runs serial code (CG's vector passes did, at any size).
+        self.serial = numba.njit(cache=cache)(_renamed(fn, "serial"))
+        self.parallel = numba.njit(cache=cache, parallel=True)(_renamed(fn, "parallel"))
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 
     def __call__(self, first: np.ndarray, *rest):
         kernel = self.parallel if first.size >= config.parallel_threshold else self.serial
         return kernel(first, *rest)
+
+
+def _renamed(fn: Callable, suffix: str) -> Callable:
+    """A copy of ``fn`` named ``<name>__<suffix>`` (its own Numba cache entry)."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}__{suffix}", fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = f"{fn.__qualname__}__{suffix}"
+    clone.__module__ = fn.__module__
+    clone.__doc__ = fn.__doc__
+    return clone
 
 
 def twin(fn: Callable) -> Twin:
