@@ -260,3 +260,41 @@ def test_a_linear_solve_is_one_more_operator_of_a_step():
     checkpointed = dp.Rollout(step, 20, snapshots=3).value_and_grad(loss, wrt=("d", "u", "nu"), **inputs)[1]
     for name in ("d", "u", "nu"):
         assert np.array_equal(checkpointed[name], grads[name])
+
+
+def test_kept_buffers_never_alias_what_a_call_returned():
+    """Recorded states are reused by the next value_and_grad (keep_buffers=True, default):
+    gradients, run() results and states a state-keeping loss holds must not change under it."""
+    sim, inputs, loss = problem(1, steps=12)
+    first_value, first = sim.value_and_grad(loss, **inputs)
+    kept = {n: np.array(g, copy=True) for n, g in first.items()}
+    final = sim.run(**inputs)["d"]
+    final_copy = final.copy()
+    moved = dict(inputs, d=inputs["d"] * 1.3, u=-inputs["u"])
+    second_value, second = sim.value_and_grad(loss, **moved)
+    for name, g in first.items():
+        np.testing.assert_array_equal(g, kept[name])
+    np.testing.assert_array_equal(final, final_copy)
+    assert second_value != first_value
+    # the second call's numbers equal those of a rollout that keeps nothing
+    fresh = dp.Rollout(sim.step, sim.steps, keep_buffers=False)
+    value, grads = fresh.value_and_grad(loss, **moved)
+    assert value == second_value
+    for name in grads:
+        np.testing.assert_array_equal(second[name], grads[name])
+    assert fresh._spare_buffers == {} and sim._spare_buffers  # kept only where asked
+
+    # a loss that keeps the states it sees (keeps_state = True): its arrays stay intact
+    seen = []
+
+    def keeping(t, state):
+        seen.append(state["d"])
+        return float(np.sum(state["d"])), {"d": np.ones_like(state["d"])}
+
+    sim.value_and_grad(keeping, **inputs)
+    snapshot = seen[-1].copy()
+    sim.value_and_grad(loss, **moved)
+    sim.value_and_grad(keeping, **moved)
+    np.testing.assert_array_equal(seen[0], snapshot)
+    sim.release_buffers()
+    assert sim._spare_buffers == {}
