@@ -324,13 +324,14 @@ class Rollout:
     def run(self, **inputs: object) -> dict[str, np.ndarray]:
         """Forward only: the state after ``steps`` steps."""
         run = self._start(inputs)
+        run.track_buffers(True)  # two per state field, and the result is a copy
         state = run.initial_state()
         spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
             # two buffers per state field: each step writes over the state of two steps ago
             state, spare = run.forward_step(t, state, record=False, into=spare)[0], state
         final = {n: copy_grid(run.grid(v)) for n, v in state.items()}
-        run.give_back(issued=True)  # the result is a copy
+        run.give_back(issued=True)
         return final
 
     def value(self, loss: Loss | Callable, **inputs: object) -> float:
@@ -338,10 +339,11 @@ class Rollout:
         loss = as_loss(loss)
         observed = loss.observed_steps(self.steps)
         run = self._start(inputs)
-        state = run.initial_state()
-        total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
         # a loss that keeps no reference to a state (dpgen's own) lets its buffers be reused
         reuse = not loss.keeps_state
+        run.track_buffers(reuse)
+        state = run.initial_state()
+        total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
         spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
             new_state, _ = run.forward_step(t, state, record=False, into=spare)
@@ -415,6 +417,7 @@ class Rollout:
             split, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
         )
         run.start_gradients(names)
+        run.track_buffers(not loss.keeps_state)  # stopped below unless the schedule stores all
         observed = loss.observed_steps(self.steps)
 
         bytes_per_state = sum(run.layout_bytes for _ in self.step.state)
@@ -491,8 +494,7 @@ class Rollout:
             # Recorded states go back to the rollout for its next call only under store-all
             # (checkpointing frees recomputed states as it goes) and a loss that keeps none.
             recycle = stats.schedule == "store all" and not loss.keeps_state
-            if not recycle:
-                run.stop_tracking()
+            run.track_buffers(recycle)
             for action in actions:
                 if isinstance(action, Forward):
                     if position != action.n0:
@@ -592,9 +594,10 @@ class _Run:
         self.grid_shape, self.dtype = grid, dtype
         self.padded_shape = tuple(n + lo + hi for n, (lo, hi) in zip(grid, self.halo))
         self.layout_bytes = int(np.prod(self.padded_shape)) * np.dtype(dtype).itemsize
-        # buffers kept by the rollout from its last call, and those this call hands out
+        # buffers kept by the rollout from its last call, and (once a sweep asks for it
+        # with track_buffers) those this call hands out
         self.spare = rollout._take_buffers(self.padded_shape, dtype)
-        self.issued: list[np.ndarray] | None = []
+        self.issued: list[np.ndarray] | None = None
         self._inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(grid, self.halo))
         self.state_in = state
         self.constants = {n: self.pad(a) for n, a in constants.items()}
@@ -604,16 +607,24 @@ class _Run:
 
     # --- layout ---------------------------------------------------------------------------
 
-    def empty(self) -> np.ndarray:
-        """A padded buffer: a kept one if there is one (contents undefined)."""
+    def empty(self, track: bool = True) -> np.ndarray:
+        """A padded buffer: a kept one if there is one (contents undefined).
+
+        ``track=False`` for buffers made once per step that no sweep bounds (a step
+        operator's padded results): they are never given back.
+        """
         buffer = self.spare.pop() if self.spare else np.empty(self.padded_shape, self.dtype)
-        if self.issued is not None:
+        if track and self.issued is not None:
             self.issued.append(buffer)
         return buffer
 
-    def stop_tracking(self) -> None:
-        """Forget the buffers handed out so far and from now on: each is freed after its last use."""
-        self.issued = None
+    def track_buffers(self, on: bool) -> None:
+        """Record the buffers handed out from now on, to give them back (``on``), or stop.
+
+        Only sweeps that hold a bounded number of buffers, or all of them anyway, track:
+        a tracked buffer outlives its last use.
+        """
+        self.issued = ([] if self.issued is None else self.issued) if on else None
 
     def give_back(self, issued: bool) -> None:
         """Return the unused kept buffers, and (``issued``) every one this call handed out.
@@ -629,7 +640,7 @@ class _Run:
         return np.zeros(self.grid_shape, self.dtype)
 
     def pad(self, array: np.ndarray) -> np.ndarray:
-        padded = self.empty()
+        padded = self.empty(track=False)
         padded[self._inside] = array
         return padded
 

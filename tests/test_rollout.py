@@ -298,3 +298,32 @@ def test_kept_buffers_never_alias_what_a_call_returned():
     np.testing.assert_array_equal(seen[0], snapshot)
     sim.release_buffers()
     assert sim._spare_buffers == {}
+
+
+def test_forward_sweeps_hold_a_bounded_number_of_states():
+    """run() and value() keep a few padded states whatever the loss or the operators: buffers
+    tracked for reuse must not outlive their last use (a callable loss, a step operator)."""
+    import tracemalloc
+
+    cells, steps = 20_000, 200
+    x = np.linspace(0, 1, cells, endpoint=False)
+    d = dp.Field("d", bc="periodic")
+    implicit = dp.Stencil("implicit_diffusion_mem", {d: d[0] - nu * dt * (d[1] - 2 * d[0] + d[-1]) / SPACINGS[0] ** 2})
+    inputs = {"d": 1 + np.exp(-(((x - 0.5) / 0.1) ** 2)), "u": 0.5 + 0.1 * np.sin(2 * np.pi * x),
+              "dt": 0.4 / cells, "dx": 1 / cells, "nu": 1e-9}
+
+    def plain_loss(t, state):  # a callable: may keep the states it sees (it does not)
+        return float(state["d"][0]), {"d": np.zeros(cells)}
+
+    for operators in ([upwind(1)], [upwind(1), dp.LinearSolve(implicit, unknown="d", rtol=1e-10)]):
+        sim = dp.Rollout(dp.Step(operators), steps)
+        args = {n: v for n, v in inputs.items() if n != "nu" or len(operators) > 1}
+        sim.run(**args), sim.value(plain_loss, **args)  # compile first
+        for sweep in (lambda: sim.run(**args), lambda: sim.value(plain_loss, **args)):
+            tracemalloc.start()
+            try:
+                sweep()
+                peak = tracemalloc.get_traced_memory()[1] / inputs["d"].nbytes
+            finally:
+                tracemalloc.stop()
+            assert peak <= 20, (len(operators), peak)  # a solver's working vectors at most; not ~steps
