@@ -324,7 +324,7 @@ class Rollout:
     def run(self, **inputs: object) -> dict[str, np.ndarray]:
         """Forward only: the state after ``steps`` steps."""
         run = self._start(inputs)
-        run.track_buffers(True)  # two per state field, and the result is a copy
+        run.track_buffers()  # two per state field, and the result is a copy
         state = run.initial_state()
         spare: dict[str, np.ndarray] = {}
         for t in range(self.steps):
@@ -341,7 +341,8 @@ class Rollout:
         run = self._start(inputs)
         # a loss that keeps no reference to a state (dpgen's own) lets its buffers be reused
         reuse = not loss.keeps_state
-        run.track_buffers(reuse)
+        if reuse:
+            run.track_buffers()
         state = run.initial_state()
         total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
         spare: dict[str, np.ndarray] = {}
@@ -417,7 +418,6 @@ class Rollout:
             split, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
         )
         run.start_gradients(names)
-        run.track_buffers(not loss.keeps_state)  # stopped below unless the schedule stores all
         observed = loss.observed_steps(self.steps)
 
         bytes_per_state = sum(run.layout_bytes for _ in self.step.state)
@@ -494,7 +494,8 @@ class Rollout:
             # Recorded states go back to the rollout for its next call only under store-all
             # (checkpointing frees recomputed states as it goes) and a loss that keeps none.
             recycle = stats.schedule == "store all" and not loss.keeps_state
-            run.track_buffers(recycle)
+            if recycle:
+                run.track_buffers()
             for action in actions:
                 if isinstance(action, Forward):
                     if position != action.n0:
@@ -536,8 +537,7 @@ class Rollout:
 
         result: dict[str, np.ndarray | float] = {n: cot[n] for n in names if n in state}
         result.update(run.finish_gradients())
-        tapes.clear()
-        run.give_back(issued=recycle)
+        run.give_back(issued=recycle)  # the reverse sweep has dropped every tape
         return value, result
 
     def _resolve_wrt(self, wrt, state, constants, controls, params) -> list[str]:
@@ -618,13 +618,13 @@ class _Run:
             self.issued.append(buffer)
         return buffer
 
-    def track_buffers(self, on: bool) -> None:
-        """Record the buffers handed out from now on, to give them back (``on``), or stop.
+    def track_buffers(self) -> None:
+        """Record the buffers handed out from now on, to give them back at the end.
 
         Only sweeps that hold a bounded number of buffers, or all of them anyway, track:
         a tracked buffer outlives its last use.
         """
-        self.issued = ([] if self.issued is None else self.issued) if on else None
+        self.issued = []
 
     def give_back(self, issued: bool) -> None:
         """Return the unused kept buffers, and (``issued``) every one this call handed out.

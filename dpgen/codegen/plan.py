@@ -93,7 +93,6 @@ class KernelPlan:
     bc: dict[str, tuple[str, ...]]
     halo_axes: dict[str, tuple[HaloAxis, ...]]
     forward: Kernel
-    adjoint_boundary: Kernel | None
     adjoint: Kernel | None
     param_gradients: Kernel | None
     diagonal: Kernel | None
@@ -274,8 +273,14 @@ def _cell_printer(stencil: Stencil, views: RowViews) -> NumbaPrinter:
 
 
 def _twins(build) -> Kernel:
-    """``build(views)`` for the parallel kernel, and again without RowViews for its serial twin."""
-    return dataclasses.replace(build(RowViews()), serial=build(RowViews(enabled=False)))
+    """``build(views)`` for the parallel kernel, and again without RowViews for its serial twin.
+
+    Only where the parallel kernel reads through views (1-D): otherwise both twins are the
+    same code, and the SymPy work of a second build would be wasted.
+    """
+    views = RowViews()
+    kernel = build(views)
+    return dataclasses.replace(kernel, serial=build(RowViews(enabled=False))) if views.names else kernel
 
 
 def plan_forward(stencil: Stencil) -> Kernel:
@@ -325,15 +330,15 @@ def _forward_kernel(stencil: Stencil, views: RowViews) -> Kernel:
 
 def plan_adjoint(
     adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]
-) -> tuple[None, Kernel]:
+) -> Kernel:
     """Fused gather-form adjoint of every requested input, over padded cells ``q``.
 
     Terms are grouped by forward-cell shift ``k``; a group is valid where the forward
     cell ``i = j - k`` lies on the grid. In the interior box every group is valid and
     the loop body has no branches; in the shell of cells around it each group is
-    guarded. Returns (None, adjoint): no separate boundary-cell kernel any more.
+    guarded, in one loop nest of the same kernel.
     """
-    return None, _twins(lambda views: _adjoint_kernel(adj, adjoint_inputs, cotangents, views))
+    return _twins(lambda views: _adjoint_kernel(adj, adjoint_inputs, cotangents, views))
 
 
 def _adjoint_kernel(
@@ -509,15 +514,14 @@ def plan_diagonal(stencil: Stencil) -> Kernel | None:
     names = [f.name for f in stencil.outputs if f in set(stencil.inputs)]
     if not names:
         return None
-    views = RowViews(enabled=False)  # serial only
-    printer = _cell_printer(stencil, views)
+    printer = _cell_printer(stencil, RowViews(enabled=False))  # serial only: plain indexing
     hoister = Hoister()
     exprs = [lower_nonsmooth(sp.diff(stencil.outputs[stencil.field(n)], stencil.field(n).center)) for n in names]
     block = _cse_block(exprs, [f"val__{n}" for n in names], "=", printer, itertools.count(), hoister)
     block += tuple(f"low__{n} = min(low__{n}, val__{n})" for n in names)
     first = stencil.inputs[0].name
     setup = tuple(f"n{axis} = {first}.shape[{axis}] - {sum(stencil.halo[axis])}" for axis in range(stencil.ndim))
-    setup += views.lines() + hoister.lines(printer) + tuple(f"low__{n} = math.inf" for n in names)
+    setup += hoister.lines(printer) + tuple(f"low__{n} = math.inf" for n in names)
     return Kernel(
         "diagonal_min",
         "Smallest centre coefficient d(" + ", ".join(f"{n}_new)/d{n}[0]" for n in names) + " over the grid.",
@@ -551,7 +555,6 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
     has_field_terms = any(adj.field_terms.values())
     has_param_terms = any(adj.param_terms.values())
 
-    adjoint_kernels = plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else (None, None)
     source = [f"{f.name}_new[0] = {e}" for f, e in s.outputs.items()]
     adjoint_lines = str(adj).splitlines()[1:] if adj.wrt else []
     return KernelPlan(
@@ -570,8 +573,7 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         bc={f.name: f.bc for f in s.inputs},
         halo_axes={f.name: halo_plan(f.bc, s.halo) for f in s.inputs},
         forward=plan_forward(s),
-        adjoint_boundary=adjoint_kernels[0],
-        adjoint=adjoint_kernels[1],
+        adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
         param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
         diagonal=plan_diagonal(s),
         source_lines=tuple(source),

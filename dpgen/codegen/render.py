@@ -181,7 +181,7 @@ def render_module(
     plan = make_plan(adj)
     digest = content_hash(stencil, wrt, options)
     kernels = []
-    for kernel in (plan.forward, plan.adjoint_boundary, plan.adjoint, plan.param_gradients, plan.diagonal):
+    for kernel in (plan.forward, plan.adjoint, plan.param_gradients, plan.diagonal):
         if kernel is None:
             continue
         if kernel.parallel_twin:

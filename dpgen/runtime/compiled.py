@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import numbers
 import sys
 from pathlib import Path
@@ -242,7 +243,7 @@ class CompiledStencil:
     def _kernel(self, name: str, shape: tuple[int, ...]):
         # the fused adjoint does several forward cells' work per cell: parallel sooner
         threshold = config.parallel_threshold // (4 if name == "adjoint" else 1)
-        parallel = int(np.prod(shape)) >= threshold
+        parallel = math.prod(shape) >= threshold
         return getattr(self.module, name if parallel else f"{name}_serial")
 
     # --- padded-array layer ---------------------------------------------------------------
