@@ -11,8 +11,11 @@ change, and say what changed here.
 * 2 — forward kernels write the grid cells of *padded* outputs and return the number of
   cells with a non-finite output; adjoint kernels take ``prev__<field>`` arrays (read
   where ``add__<field>``) after the ``adj__<field>`` arrays.
+* 3 — periodic stencils' modules add ``adjoint_periodic``, which takes the cotangents
+  *padded* (``pbar__<output>``, halo filled by ``fill_halo_bar__<output>``) and writes
+  only the grid cells of ``adj__<field>``; ``SPEC["has_periodic_adjoint"]`` says so.
 
 This module imports nothing, so loading generated modules stays free of SymPy.
 """
 
-KERNEL_ABI = 2
+KERNEL_ABI = 3

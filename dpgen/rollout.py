@@ -747,6 +747,8 @@ class _Run:
         self.wanted_constants = {n for n in names if n in self.constants}
         self._adjoint_pairs: dict[tuple[int, str], list[np.ndarray]] = {}
         self.reuse_adjoint_buffers = False
+        #: id(cotangent) -> (cotangent, the padded buffer whose grid cells it is)
+        self._cotangent_padding: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.plain_acc: dict[str, np.ndarray] = {}  # constant-field gradients from step operators
 
     def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -762,6 +764,7 @@ class _Run:
                 self._reverse_operator(t, k, recorded, env, out_cot, env_cot)
                 continue
             bars = {n: out_cot[n] if n in out_cot else self.zeros() for n in k.outputs}
+            padded_bars = self._padded_cotangents(bars, k)
             padded = {n: self.view(recorded[n] if n in recorded else env[n], k) for n in k.needs}
             if k.wrt_fields and k.spec["has_adjoint_kernel"]:
                 adj, add = {}, {}
@@ -774,11 +777,11 @@ class _Run:
                         adj[n] = self._alternate((i, n), k)
                     else:
                         adj[n] = np.empty(k.padded_shape(self.grid_shape), self.dtype)
-                k.adjoint_padded(bars, padded, self.params, adj, add)
+                unfolded = k.adjoint_padded(bars, padded, self.params, adj, add, padded_bars)
                 for n, buf in adj.items():
                     if add.get(n):
                         continue
-                    value = k.fold_halo(n, buf)
+                    value = k.fold_halo(n, buf) if unfolded else k.grid_cells(buf)
                     if n in self.wanted_controls:
                         self.wanted_controls[n][t] += value
                     elif n in self.constants or n in self.controls:
@@ -787,11 +790,38 @@ class _Run:
                         env_cot[n] += value
                     else:
                         env_cot[n] = value
+                        self._cotangent_padding[id(value)] = (value, buf)
             if k.wrt_params:
                 for p, v in k.param_gradients_padded(bars, padded, self.params).items():
                     if p in self.wanted_params:
                         self.wanted_params[p] += v
-        return {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
+        result = {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
+        live = {id(v) for v in result.values()}  # forget (and free) the padding of consumed cotangents
+        self._cotangent_padding = {i: e for i, e in self._cotangent_padding.items() if i in live}
+        return result
+
+    def _padded_cotangents(self, bars: Mapping[str, np.ndarray], k: CompiledStencil) -> dict[str, np.ndarray] | None:
+        """The padded buffers of this run whose grid cells are ``bars``, as ``k`` pads them; else None.
+
+        An operator's adjoint writes a state cotangent into a padded buffer of its own,
+        and the grid cells of that buffer are the cotangent the next (earlier) operator
+        reads: a periodic stencil's ``adjoint_periodic`` then reads it padded, filling
+        the ghost cells, which hold nothing anyone reads any more.
+        """
+        if not k.spec.get("has_periodic_adjoint"):
+            return None
+        found = {}
+        for n, bar in bars.items():
+            entry = self._cotangent_padding.get(id(bar))
+            if entry is None or entry[0] is not bar:
+                return None
+            buf = entry[1]
+            if buf.shape != k.padded_shape(self.grid_shape) or (
+                k.grid_cells(buf).__array_interface__["data"][0] != bar.__array_interface__["data"][0]
+            ):
+                return None  # padded by an operator with another halo
+            found[n] = buf
+        return found
 
     def _alternate(self, key: tuple[int, str], k: CompiledStencil) -> np.ndarray:
         """One of two padded adjoint buffers of operator input ``key``, in turn.

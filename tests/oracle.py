@@ -224,3 +224,32 @@ def check_against_oracle(
     assert set(grads) == set(kernel.wrt)
     for name in kernel.wrt:
         assert_close(grads[name], ref[name], size[name], f"{stencil.name} on {shape}: vjp wrt {name}")
+    if kernel.spec.get("has_periodic_adjoint"):
+        check_periodic_adjoint(kernel, shape, fields, params, cotangents, ref, size, rng)
+
+
+def check_periodic_adjoint(kernel, shape, fields, params, cotangents, ref, size, rng) -> None:
+    """The fold-free ``adjoint_periodic`` path of the padded layer against the oracle's ``ref``.
+
+    Ghost cells of the padded cotangents and of the outputs start as NaN: the kernel
+    must fill the former and neither read nor need the latter. Every other field
+    accumulates onto a random ``prev`` (``add``), as a rollout's time-constant fields do.
+    """
+    padded_shape, inside = kernel.padded_shape(shape), kernel.interior(shape)
+
+    def padded_nan(values: np.ndarray) -> np.ndarray:
+        out = np.full(padded_shape, np.nan)
+        out[inside] = values
+        return out
+
+    inputs = {n: padded_nan(fields[n]) for n in kernel.needs}
+    pbars = {n: padded_nan(cotangents[n]) for n in kernel.outputs}
+    prev = {n: rng.standard_normal(shape) for n in kernel.wrt_fields}
+    add = {n: i % 2 == 1 for i, n in enumerate(kernel.wrt_fields)}
+    adj = {n: padded_nan(prev[n]) if add[n] else np.full(padded_shape, np.nan) for n in kernel.wrt_fields}
+    unfolded = kernel.adjoint_padded({n: b[inside] for n, b in pbars.items()}, inputs, params, adj, add, pbars)
+    assert unfolded is False, "a periodic stencil given padded cotangents must take the fold-free path"
+    for name in kernel.wrt_fields:
+        expected = ref[name] + (prev[name] if add[name] else 0.0)
+        assert_close(kernel.grid_cells(adj[name]), expected, size[name] + np.abs(prev[name]) * add[name],
+                     f"{kernel.name} on {shape}: adjoint_periodic wrt {name}")

@@ -117,6 +117,7 @@ def _cases() -> list[Case]:
     # Every rule on the 3-D factory, two compiles: (periodic, zero, edge), (symmetric, reflect, periodic).
     for triple in (RULES[:3], RULES[3:] + RULES[:1]):
         cases.append(Case(f"laplace_7pt-{','.join(triple)}", laplacian(ndim=3, bc=triple)))
+    cases.append(Case("laplace_7pt-periodic", laplacian(ndim=3, bc="periodic")))  # the fold-free 3-D adjoint
     cases += [
         Case("upwind_2d-periodic,reflect", upwind(ndim=2, bc=("periodic", "reflect"))),
         Case("diagonal_2d-mixed", diagonal_2d(("edge", "zero"), ("symmetric", "reflect"))),
@@ -185,3 +186,17 @@ def test_oracle_itself() -> None:
     np.testing.assert_array_equal(ref["p"], [-1.0, 1.0 - 10.0, 10.0])
     np.testing.assert_array_equal(size["p"], [1.0, 11.0, 10.0])
     np.testing.assert_array_equal(oracle.forward({"p": np.array([1.0, 2.0, 4.0])}, {})["p"], [1.0, 2.0, 0.0])
+
+
+def test_fold_free_periodic_adjoint_exactly_where_the_gather_stays_inside_the_halo() -> None:
+    """Which cases get ``adjoint_periodic`` (checked against the oracle by every case that has it)."""
+    from dpgen.adjoint import derive_adjoint
+    from dpgen.codegen.plan import periodic_adjoint_applies
+
+    has = {c.name: periodic_adjoint_applies(derive_adjoint(c.stencil, _all_inputs_and_params(c.stencil))) for c in CASES}
+    periodic = {"upwind_1d", "upwind_2d", "laplace_5pt", "laplace_7pt", "diffusion_2d", "central_diff_1d"}
+    assert all(has[f"{name}-periodic"] for name in periodic), has
+    assert not any(has[name] for name in has if not name.endswith("-periodic")), has
+    # c[-2] * p[2] gathers c[j - 4] (beyond the halo); a one-sided halo has no room for the
+    # transposed reads; tanh(u[-1]) * exp(p[1] / 2) gathers u[j - 2]
+    assert not has["width_two-periodic"] and not has["one_sided-periodic"] and not has["nonsmooth-periodic"]

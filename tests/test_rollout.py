@@ -74,6 +74,62 @@ def test_rollout_gradients_match_finite_differences(ndim):
     assert grads["s"].shape == inputs["s"].shape and np.all(np.abs(grads["s"]).sum(axis=tuple(range(1, ndim + 1))) > 0)
 
 
+
+def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypatch):
+    """From the second adjoint on, periodic stencils read the cotangent padded and fold nothing.
+
+    Only the first adjoint of the sweep gets a plain array (the loss gradient) and folds;
+    the gradients equal those of the fold path everywhere.
+    """
+    from dpgen.rollout import _Run
+    from dpgen.runtime.compiled import CompiledStencil
+
+    sim, inputs, loss = problem(2, steps=6)
+    folds = []
+    real = CompiledStencil.adjoint_padded
+
+    def spy(self, *args, **kwargs):
+        folds.append(real(self, *args, **kwargs))
+        return folds[-1]
+
+    monkeypatch.setattr(CompiledStencil, "adjoint_padded", spy)
+    value, grads = sim.value_and_grad(loss, **inputs)
+    assert folds.count(True) == 1 and folds.count(False) == 2 * 6 - 1
+
+    monkeypatch.setattr(_Run, "_padded_cotangents", lambda self, bars, k: None)
+    folds.clear()
+    value_folded, grads_folded = sim.value_and_grad(loss, **inputs)
+    assert all(folds) and value_folded == value
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, grads_folded[name], rtol=1e-12, atol=1e-12 * np.max(np.abs(g)), err_msg=name)
+
+
+def test_operators_with_different_halos_fold_and_match_finite_differences(monkeypatch):
+    """A halo-2 operator next to a halo-1 one: their padded cotangent buffers differ in shape,
+    so neither reads the other's padded (the fold path), and the gradient is right."""
+    from dpgen.runtime.compiled import CompiledStencil
+
+    folds = []
+    real = CompiledStencil.adjoint_padded
+    monkeypatch.setattr(CompiledStencil, "adjoint_padded", lambda self, *a, **k: folds.append(real(self, *a, **k)) or folds[-1])
+    d = dp.Field("d", 1, "periodic")
+    h = sp.Symbol("dx", positive=True)
+    hyper = dp.Stencil("hyper_1d", {d: d[0] - nu * dt * (d[2] - 4 * d[1] + 6 * d[0] - 4 * d[-1] + d[-2]) / h**4})
+    sim = dp.Rollout(dp.Step([upwind(1), hyper]), 8)
+    rng = np.random.default_rng(3)
+    n = 24
+    inputs = {"d": 1 + 0.3 * rng.standard_normal(n), "u": rng.choice([-1.0, 1.0], n) * rng.uniform(0.2, 1.0, n),
+              "dt": 0.2 / n, "dx": 1.0 / n, "nu": 0.01 / n**3}
+    loss = dp.losses.L2(rng.standard_normal(n), field="d")
+    _, grads = sim.value_and_grad(loss, wrt=["d", "u"], **inputs)
+    assert len(folds) == 2 * 8 and all(folds)
+    for name in ("d", "u"):
+        direction = rng.standard_normal(n)
+        fd = directional_fd(sim, loss, inputs, name, direction)
+        ad = float(np.vdot(grads[name], direction))
+        assert abs(fd - ad) <= 1e-6 * max(abs(fd), abs(ad)), (name, fd, ad)
+
+
 def test_rollout_taylor_test_has_slope_two():
     sim, inputs, loss = problem(1)
 

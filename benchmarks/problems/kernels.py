@@ -2,7 +2,8 @@
 
 Each kernel runs on the padded-array layer (``forward_padded`` / ``adjoint_padded``:
 halo fill included, no validation, no copies), the way a rollout step and its reverse
-call them; the adjoint accumulates into the gradient of the time-constant field as in
+call them (cotangents as grid cells of padded buffers, which periodic stencils' adjoints
+read padded); the adjoint accumulates into the gradient of the time-constant field as in
 a rollout. Achieved bandwidth counts the minimal bytes — every array the kernel must
 read or write, once — and is compared with both figures of the bandwidth probe run in
 the same session (the arrays, 8 MB each, fit in the L3 cache).
@@ -45,10 +46,13 @@ def _setup(name: str, quick: bool):
         padded[n][k.interior(grid)] = 0.5 + rng.random(grid)
     params = {p: 1.0 / max(grid) for p in k.params}
     outs = {n: np.zeros(k.padded_shape(grid)) for n in k.outputs}
-    bars = {n: rng.standard_normal(grid) for n in k.outputs}
+    # cotangents arrive as a rollout's reverse sweep hands them over: the grid cells of
+    # padded buffers it owns (a periodic stencil's adjoint reads them padded, with no fold)
+    padded_bars = {n: rng.standard_normal(k.padded_shape(grid)) for n in k.outputs}
+    bars = {n: b[k.interior(grid)] for n, b in padded_bars.items()}
     adj = {n: np.zeros(k.padded_shape(grid)) for n in k.wrt_fields}
     add = {n: n in accumulate for n in k.wrt_fields}
-    return k, grid, padded, params, outs, bars, adj, add
+    return k, grid, padded, params, outs, bars, padded_bars, adj, add
 
 
 def _bytes(k, grid, add: Mapping[str, bool]) -> dict[str, int]:
@@ -64,10 +68,10 @@ def run(quick: bool, repeat: int | None, probe: Mapping[str, Any]) -> dict[str, 
     repeats = repeat or (5 if quick else 30)
     rows = []
     for name in CASES:
-        k, grid, padded, params, outs, bars, adj, add = _setup(name, quick)
+        k, grid, padded, params, outs, bars, padded_bars, adj, add = _setup(name, quick)
         calls = {
             "forward": lambda: k.forward_padded(padded, params, outs),
-            "adjoint": lambda: k.adjoint_padded(bars, padded, params, adj, add),
+            "adjoint": lambda: k.adjoint_padded(bars, padded, params, adj, add, padded_bars),
         }
         minimal = _bytes(k, grid, add)
         for kernel, call in calls.items():

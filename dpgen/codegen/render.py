@@ -156,6 +156,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "linear_wrt": plan.linear_wrt,
         "has_adjoint_kernel": plan.adjoint is not None,
         "has_param_kernel": plan.param_gradients is not None,
+        "has_periodic_adjoint": plan.adjoint_periodic is not None,
         "diagonal_fields": [] if plan.diagonal is None else [
             n for n in plan.outputs if n in plan.inputs
         ],
@@ -181,7 +182,7 @@ def render_module(
     plan = make_plan(adj)
     digest = content_hash(stencil, wrt, options)
     kernels = []
-    for kernel in (plan.forward, plan.adjoint, plan.param_gradients, plan.diagonal):
+    for kernel in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.param_gradients, plan.diagonal):
         if kernel is None:
             continue
         if kernel.parallel_twin:

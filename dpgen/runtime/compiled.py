@@ -242,7 +242,7 @@ class CompiledStencil:
 
     def _kernel(self, name: str, shape: tuple[int, ...]):
         # the fused adjoint does several forward cells' work per cell: parallel sooner
-        threshold = config.parallel_threshold // (4 if name == "adjoint" else 1)
+        threshold = config.parallel_threshold // (4 if name.startswith("adjoint") else 1)
         parallel = math.prod(shape) >= threshold
         return getattr(self.module, name if parallel else f"{name}_serial")
 
@@ -268,7 +268,7 @@ class CompiledStencil:
     def fold_halo(self, name: str, padded: np.ndarray) -> np.ndarray:
         """Fold ghost cotangents onto their source cells in place; return the interior view."""
         getattr(self.module, self._halo_kernel("fold", name, padded))(padded)
-        return padded[self.interior(self._grid_shape(padded))]
+        return self.grid_cells(padded)
 
     def forward_padded(
         self, padded: Mapping[str, np.ndarray], params: Mapping[str, float], outs: Mapping[str, np.ndarray]
@@ -292,22 +292,49 @@ class CompiledStencil:
         params: Mapping[str, float],
         adj: Mapping[str, np.ndarray],
         add: Mapping[str, bool],
-    ) -> None:
-        """Fused adjoint into padded ``adj`` arrays (unfolded); ``add[name]`` accumulates.
+        padded_bars: Mapping[str, np.ndarray] | None = None,
+    ) -> bool:
+        """Fused adjoint into padded ``adj`` arrays; ``add[name]`` accumulates.
 
         ``bars`` holds a grid-shaped cotangent for every output the adjoint reads.
+        ``padded_bars`` may offer each of them padded as well (shape
+        :meth:`padded_shape`, ``bars[y]`` its grid cells): the caller owns these buffers
+        and lets their ghost cells be overwritten. A periodic stencil then runs
+        ``adjoint_periodic``, which fills those halos and writes only the grid cells of
+        ``adj``.
+
+        Returns
+        -------
+        bool
+            Whether ``adj`` still holds ghost cotangents to fold (:meth:`fold_halo`).
+            False after ``adjoint_periodic``: its ghost cells were not written, and the
+            grid cells (:meth:`grid_cells`) are the cotangents.
         """
         for n in self.spec["adjoint_inputs"]:
             self.fill_halo(n, padded[n])
         shape = next(iter(bars.values())).shape
-        self._kernel("adjoint", shape)(
+        cotangents = self.spec["adjoint_cotangents"]
+        periodic = (
+            self.spec.get("has_periodic_adjoint", False)
+            and padded_bars is not None
+            and all(c in padded_bars for c in cotangents)
+        )
+        if periodic:
+            for c in cotangents:
+                getattr(self.module, self._halo_kernel("fill", f"bar__{c}", padded_bars[c]))(padded_bars[c])
+        self._kernel("adjoint_periodic" if periodic else "adjoint", shape)(
             *[padded[n] for n in self.spec["adjoint_inputs"]],
-            *[bars[n] for n in self.spec["adjoint_cotangents"]],
+            *[(padded_bars if periodic else bars)[c] for c in cotangents],  # type: ignore[index]
             *[params[p] for p in self.params],
             *[adj[n] for n in self.wrt_fields],
             *[adj[n] for n in self.wrt_fields],  # prev__<name>: read only where add[name]
             *[bool(add.get(n, False)) for n in self.wrt_fields],
         )
+        return not periodic
+
+    def grid_cells(self, padded: np.ndarray) -> np.ndarray:
+        """The grid cells of a padded array (a view)."""
+        return padded[self.interior(self._grid_shape(padded))]
 
     def param_gradients_padded(
         self, bars: Mapping[str, np.ndarray], padded: Mapping[str, np.ndarray], params: Mapping[str, float]
