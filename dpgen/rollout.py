@@ -747,8 +747,8 @@ class _Run:
         self.wanted_constants = {n for n in names if n in self.constants}
         self._adjoint_pairs: dict[tuple[int, str], list[np.ndarray]] = {}
         self.reuse_adjoint_buffers = False
-        #: id(cotangent) -> (cotangent, the padded buffer whose grid cells it is)
-        self._cotangent_padding: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: id(cotangent) -> (cotangent, the padded buffer whose grid cells it is, that buffer's halo)
+        self._cotangent_padding: dict[int, tuple[np.ndarray, np.ndarray, tuple]] = {}
         self.plain_acc: dict[str, np.ndarray] = {}  # constant-field gradients from step operators
 
     def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -790,7 +790,7 @@ class _Run:
                         env_cot[n] += value
                     else:
                         env_cot[n] = value
-                        self._cotangent_padding[id(value)] = (value, buf)
+                        self._cotangent_padding[id(value)] = (value, buf, k.halo)
             if k.wrt_params:
                 for p, v in k.param_gradients_padded(bars, padded, self.params).items():
                     if p in self.wanted_params:
@@ -813,14 +813,9 @@ class _Run:
         found = {}
         for n, bar in bars.items():
             entry = self._cotangent_padding.get(id(bar))
-            if entry is None or entry[0] is not bar:
-                return None
-            buf = entry[1]
-            if buf.shape != k.padded_shape(self.grid_shape) or (
-                k.grid_cells(buf).__array_interface__["data"][0] != bar.__array_interface__["data"][0]
-            ):
-                return None  # padded by an operator with another halo
-            found[n] = buf
+            if entry is None or entry[0] is not bar or entry[2] != k.halo:
+                return None  # not a buffer of this run, or padded by an operator with another halo
+            found[n] = entry[1]
         return found
 
     def _alternate(self, key: tuple[int, str], k: CompiledStencil) -> np.ndarray:

@@ -159,6 +159,11 @@ def test_parallel_and_serial_kernels_agree():
     for name in ("d", "u", "v"):
         np.testing.assert_array_equal(serial[1][name], parallel[1][name])  # race-free gather: bitwise equal
     assert parallel[1]["dt"] == pytest.approx(serial[1]["dt"], rel=1e-12)  # reduction order may differ
+    # the CFL check's minimum: 1 - dt (|u|/dx + |v|/dy), serial and parallel alike
+    expected = float(np.min(1 - args["dt"] * (np.abs(args["u"]) / args["dx"] + np.abs(args["v"]) / args["dy"])))
+    for threshold in (10**12, 0):
+        with override(parallel_threshold=threshold):
+            assert k.min_diagonal(**args)["d"] == pytest.approx(expected, rel=1e-14)
 
 
 def test_stencil_reading_no_forward_values_needs_only_a_cotangent():

@@ -45,8 +45,8 @@ class Loop:
 class Kernel:
     """One ``@numba.njit`` function: arguments, setup lines, loop nests, statement blocks.
 
-    ``body`` holds loops or names of blocks (emitted in place). A kernel with
-    ``parallel_twin`` is emitted twice: with ``numba.prange`` and as ``<name>_serial``.
+    ``body`` holds loops or names of blocks (emitted in place). Every kernel is emitted
+    twice: with ``numba.prange`` and as its ``<name>_serial`` twin.
     """
 
     name: str
@@ -56,7 +56,6 @@ class Kernel:
     body: tuple[Loop | str, ...]
     blocks: dict[str, tuple[str, ...]]
     returns: str | None = None
-    parallel_twin: bool = True
     #: the ``_serial`` twin's own plan where it differs (no RowViews), else this one's
     serial: "Kernel | None" = None
 
@@ -619,19 +618,25 @@ def plan_diagonal(stencil: Stencil) -> Kernel | None:
     For an explicit step that is linear in ``x`` the update is monotone (and, for upwind
     advection and diffusion, within its CFL limit) where every centre coefficient is
     ``>= 0``; ``1 - min`` is then the Courant (or diffusion) number. The runtime uses
-    it to warn before a rollout runs. One-off check: serial only.
+    it to warn before every rollout call: a pass over the grid like one forward step, so
+    it runs in parallel on large grids (serially it cost a 10^6-cell rollout of 100 steps
+    3.7 ms, 7 % of its forward).
     """
     names = [f.name for f in stencil.outputs if f in set(stencil.inputs)]
     if not names:
         return None
-    printer = _cell_printer(stencil, RowViews(enabled=False))  # serial only: plain indexing
+    return _twins(lambda views: _diagonal_kernel(stencil, names, views))
+
+
+def _diagonal_kernel(stencil: Stencil, names: list[str], views: RowViews) -> Kernel:
+    printer = _cell_printer(stencil, views)
     hoister = Hoister()
     exprs = [lower_nonsmooth(sp.diff(stencil.outputs[stencil.field(n)], stencil.field(n).center)) for n in names]
     block = _cse_block(exprs, [f"val__{n}" for n in names], "=", printer, itertools.count(), hoister)
     block += tuple(f"low__{n} = min(low__{n}, val__{n})" for n in names)
     first = stencil.inputs[0].name
     setup = tuple(f"n{axis} = {first}.shape[{axis}] - {sum(stencil.halo[axis])}" for axis in range(stencil.ndim))
-    setup += hoister.lines(printer) + tuple(f"low__{n} = math.inf" for n in names)
+    setup += views.lines() + hoister.lines(printer) + tuple(f"low__{n} = math.inf" for n in names)
     return Kernel(
         "diagonal_min",
         "Smallest centre coefficient d(" + ", ".join(f"{n}_new)/d{n}[0]" for n in names) + " over the grid.",
@@ -640,7 +645,6 @@ def plan_diagonal(stencil: Stencil) -> Kernel | None:
         (_full_loops("i", stencil.ndim, "n", "cell"),),
         {"cell": block},
         "(" + ", ".join(f"low__{n}" for n in names) + ",)",
-        parallel_twin=False,
     )
 
 

@@ -121,8 +121,8 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
         flags.append("parallel=True")
     if options.fastmath:  # only on request; verification refuses such modules
         flags.append(f"fastmath={options.fastmath!r}")
-    name = kernel.name if parallel or not kernel.parallel_twin else f"{kernel.name}_serial"
-    doc = kernel.doc if parallel or not kernel.parallel_twin else f"Serial twin of {kernel.name} (no prange)."
+    name = kernel.name if parallel else f"{kernel.name}_serial"
+    doc = kernel.doc if parallel else f"Serial twin of {kernel.name} (no prange)."
     if not parallel and kernel.serial is not None:
         kernel = kernel.serial
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
@@ -185,8 +185,7 @@ def render_module(
     for kernel in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.param_gradients, plan.diagonal):
         if kernel is None:
             continue
-        if kernel.parallel_twin:
-            kernels.append(emit_kernel(kernel, parallel=True, options=options))
+        kernels.append(emit_kernel(kernel, parallel=True, options=options))
         kernels.append(emit_kernel(kernel, parallel=False, options=options))
     source = _environment().get_template(TEMPLATE_NAME).render(
         version=__version__,

@@ -110,6 +110,9 @@ class CompiledStencil:
             n for n in self.inputs if n in set(spec["adjoint_inputs"]) | set(spec["param_inputs"])
         )
         self._buffers: dict[tuple, np.ndarray] = {}
+        # looked up once: a rollout step calls several of these at ~10 microseconds each
+        self._functions: dict[tuple[str, str, bool], object] = {}
+        self._insides: dict[tuple[int, ...], tuple[slice, ...]] = {}
 
     @property
     def wrt(self) -> tuple[str, ...]:
@@ -244,7 +247,11 @@ class CompiledStencil:
         # the fused adjoint does several forward cells' work per cell: parallel sooner
         threshold = config.parallel_threshold // (4 if name.startswith("adjoint") else 1)
         parallel = math.prod(shape) >= threshold
-        return getattr(self.module, name if parallel else f"{name}_serial")
+        key = ("kernel", name, parallel)
+        function = self._functions.get(key)
+        if function is None:
+            function = self._functions[key] = getattr(self.module, name if parallel else f"{name}_serial")
+        return function
 
     # --- padded-array layer ---------------------------------------------------------------
     # No validation here: the public methods below validate and then call these, and
@@ -254,20 +261,25 @@ class CompiledStencil:
 
     def fill_halo(self, name: str, padded: np.ndarray) -> None:
         """Fill the ghost cells of input ``name`` in place (this stencil's rule)."""
-        getattr(self.module, self._halo_kernel("fill", name, padded))(padded)
+        self._halo_kernel("fill", name, padded)(padded)
 
-    def _halo_kernel(self, kind: str, name: str, padded: np.ndarray) -> str:
+    def _halo_kernel(self, kind: str, name: str, padded: np.ndarray):
         # 2-D and 3-D modules fill and fold in parallel too: the threads that then run the kernel
         # over their slabs find the ghost cells in their own caches (a serial fill cost a
         # 7-point forward 12 % at 100^3 in cache-line transfers)
-        parallel = f"{kind}_halo_{name}_parallel"
-        if padded.size >= config.parallel_threshold and hasattr(self.module, parallel):
-            return parallel
-        return f"{kind}_halo_{name}"
+        key = (kind, name, padded.size >= config.parallel_threshold)
+        function = self._functions.get(key)
+        if function is None:
+            serial = f"{kind}_halo_{name}"
+            function = getattr(self.module, f"{serial}_parallel" if key[2] else serial, None)
+            if function is None:  # 1-D modules have no parallel halo functions
+                function = getattr(self.module, serial)
+            self._functions[key] = function
+        return function
 
     def fold_halo(self, name: str, padded: np.ndarray) -> np.ndarray:
         """Fold ghost cotangents onto their source cells in place; return the interior view."""
-        getattr(self.module, self._halo_kernel("fold", name, padded))(padded)
+        self._halo_kernel("fold", name, padded)(padded)
         return self.grid_cells(padded)
 
     def forward_padded(
@@ -321,7 +333,7 @@ class CompiledStencil:
         )
         if periodic:
             for c in cotangents:
-                getattr(self.module, self._halo_kernel("fill", f"bar__{c}", padded_bars[c]))(padded_bars[c])
+                self._halo_kernel("fill", f"bar__{c}", padded_bars[c])(padded_bars[c])
         self._kernel("adjoint_periodic" if periodic else "adjoint", shape)(
             *[padded[n] for n in self.spec["adjoint_inputs"]],
             *[(padded_bars if periodic else bars)[c] for c in cotangents],  # type: ignore[index]
@@ -334,7 +346,10 @@ class CompiledStencil:
 
     def grid_cells(self, padded: np.ndarray) -> np.ndarray:
         """The grid cells of a padded array (a view)."""
-        return padded[self.interior(self._grid_shape(padded))]
+        inside = self._insides.get(padded.shape)
+        if inside is None:
+            inside = self._insides[padded.shape] = self.interior(self._grid_shape(padded))
+        return padded[inside]
 
     def param_gradients_padded(
         self, bars: Mapping[str, np.ndarray], padded: Mapping[str, np.ndarray], params: Mapping[str, float]
@@ -359,7 +374,8 @@ class CompiledStencil:
             return {}
         for n in self.inputs:
             self.fill_halo(n, padded[n])
-        lows = self.module.diagonal_min(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
+        shape = self._grid_shape(padded[self.inputs[0]])
+        lows = self._kernel("diagonal_min", shape)(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
         return {n: float(v) for n, v in zip(names, lows)}
 
     # --- public API --------------------------------------------------------------------
