@@ -375,6 +375,14 @@ def _store_lines(wrt: list[str], at) -> tuple[str, ...]:
     )
 
 
+def _adjoint_args(adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...],
+                  cotangent: str) -> tuple[str, ...]:
+    """Arguments of both adjoint kernels (``cotangent``: ``bar``, or ``pbar`` for padded cotangents)."""
+    wrt = tuple(adj.field_terms)
+    args = adjoint_inputs + tuple(f"{cotangent}__{c}" for c in cotangents) + tuple(p.name for p in adj.stencil.params)
+    return args + tuple(f"{role}__{name}" for role in ("adj", "prev", "add") for name in wrt)
+
+
 def plan_adjoint(
     adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]
 ) -> Kernel:
@@ -446,9 +454,7 @@ def _adjoint_kernel(
     fast.extend(_store_lines(wrt, lambda array: fast_at(array, (0,) * nd)))
     guarded.extend(_store_lines(wrt, lambda array: f"{array}[{cell}]"))
 
-    data_args = adjoint_inputs + tuple(f"bar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
-    data_args += tuple(f"adj__{name}" for name in wrt) + tuple(f"prev__{name}" for name in wrt)
-    data_args += tuple(f"add__{name}" for name in wrt)
+    data_args = _adjoint_args(adj, adjoint_inputs, cotangents, "bar")
     grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
     setup = list(grid)
     setup += [f"N{axis} = adj__{wrt[0]}.shape[{axis}]" for axis in range(nd)]
@@ -502,9 +508,9 @@ def periodic_adjoint_applies(adj: AdjointStencil) -> bool:
     too. So the gather formula, evaluated at every grid cell with the cotangent padded
     periodically (halo filled like a field's), is the whole adjoint: no ghost
     cotangents, no boundary strips, no fold. It needs every access of the formula to
-    fall inside the halo (a coefficient read two cells away, as in variable-coefficient
-    diffusion, does not), and then replaces the guarded boundary shell, which cost as
-    much as the interior in 3-D (0.31 against 0.35 ms for the 7-point adjoint at 100^3).
+    fall inside the halo (``c[-2] * p[2]`` with halo 2 gathers ``c[j - 4]``, which does
+    not), and then replaces the guarded boundary shell, which cost as much as the
+    interior in 3-D (0.31 against 0.35 ms for the 7-point adjoint at 100^3).
     """
     s = adj.stencil
     nd = s.ndim
@@ -565,13 +571,11 @@ def _periodic_adjoint_kernel(
         f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
     )
     setup += views.lines() + hoister.lines(printer)
-    args = adjoint_inputs + tuple(f"pbar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
-    args += tuple(f"adj__{n}" for n in wrt) + tuple(f"prev__{n}" for n in wrt) + tuple(f"add__{n}" for n in wrt)
     return Kernel(
         "adjoint_periodic",
         "Adjoint of the periodic stencil from periodically padded cotangents: grid cells of "
         + ", ".join(f"adj__{n}" for n in wrt) + " (no fold).",
-        args,
+        _adjoint_args(adj, adjoint_inputs, cotangents, "pbar"),
         setup,
         (_full_loops("j", nd, "n", "cell"),),
         {"cell": tuple(block)},
