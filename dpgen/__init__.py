@@ -17,11 +17,12 @@ from .symbolic import Access, Field, Stencil, fields
 from . import losses, stencils
 from .rollout import Rollout, Step
 from .solvers import LinearSolve
-from .verify import CheckResult, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
+from .verify import CheckResult, check_periodic_adjoint, check_stencil, check_vjp, dot_test, random_inputs, taylor_test
 
 __all__ = [
     "Access",
     "CheckResult",
+    "check_periodic_adjoint",
     "check_stencil",
     "check_vjp",
     "dot_test",

@@ -40,7 +40,11 @@ class WrtError(DpgenError, ValueError):
     """``wrt`` names something that is not an input field or parameter of the stencil."""
 
 
-class NotLinearError(DpgenError, ValueError):
+class NotApplicableError(DpgenError, ValueError):
+    """A query or check that does not apply to this stencil."""
+
+
+class NotLinearError(NotApplicableError):
     """A query or test that needs a linear stencil got a nonlinear one."""
 
 

@@ -114,3 +114,27 @@ def test_check_vjp_tolerates_only_finite_difference_round_off(adv):
     assert res.passed and "u" in res.details["within finite-difference round-off"]
     bad = OffByOneCell(adv, "u", 3)
     assert not dp.check_vjp(bad, params={"dt": 1e-4, "dx": 1.0}, seed=0).passed
+
+
+def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghost(adv):
+    """check_periodic_adjoint compares the fold-free kernel with the vjp; check_stencil and the table include it."""
+    from dpgen.errors import NotApplicableError
+
+    periodic = dp.compile(upwind(1), wrt=("d", "u", "dt"))
+    result = dp.check_periodic_adjoint(periodic, seed=3)
+    assert result.passed and result.error < 1e-13 and set(result.details) == {"d", "u"}
+    report = dp.check_stencil(upwind(1), ("d", "u"))
+    assert report.periodic is not None and report.periodic.passed
+    assert "periodic rel err" in dp.verify.format_reports([report])
+    assert not adv.spec["has_periodic_adjoint"]  # edge rule: the folded adjoint only
+    with pytest.raises(NotApplicableError, match="no fold-free periodic adjoint"):
+        dp.check_periodic_adjoint(adv)
+    # a kernel that forgets to fill the cotangent's halo reads the NaN ghosts: the check fails
+    real = periodic._halo_kernel
+
+    def no_cotangent_fill(kind, name, padded):
+        return (lambda a: None) if name.startswith("bar__") else real(kind, name, padded)
+
+    periodic._halo_kernel = no_cotangent_fill
+    failed = dp.check_periodic_adjoint(periodic, seed=3)
+    assert not failed.passed and failed.error == float("inf")
