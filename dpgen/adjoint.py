@@ -106,14 +106,28 @@ class AdjointStencil:
         """The symbolic cotangent ``y_bar`` of an output; zero outside the grid."""
         return Field(f"{output}_bar", ndim=self.stencil.ndim, bc="zero")
 
+    def contribution(self, term: AdjointTerm) -> sp.Expr:
+        """``term``'s part of ``a_bar[0]``: its coefficient times ``y_bar[-shift]`` (forward cell ``j - shift``)."""
+        return term.coefficient * self.cotangent_field(term.output)[tuple(-k for k in term.shift)]
+
+    @functools.cached_property
+    def gather_groups(self) -> dict[Offset, dict[str, sp.Expr]]:
+        """The gather form grouped by forward-cell shift ``k``: ``{k: {a: what cell j - k adds to a_bar[j]}}``.
+
+        Every access is relative to ``j``. Code generation plans its loops per group (a
+        group is valid where the forward cell ``j - k`` is on the grid).
+        """
+        groups: dict[Offset, dict[str, sp.Expr]] = {}
+        for name, terms in self.field_terms.items():
+            for t in terms:
+                per_field = groups.setdefault(t.shift, {})
+                per_field[name] = per_field.get(name, sp.Integer(0)) + self.contribution(t)
+        return groups
+
     def expression(self, wrt: str) -> sp.Expr:
         """``a_bar[0]`` (or ``p_bar``) as one SymPy expression over shifted accesses."""
         if wrt in self.field_terms:
-            total = sp.Integer(0)
-            for t in self.field_terms[wrt]:
-                neg = tuple(-k for k in t.shift)
-                total += t.coefficient * self.cotangent_field(t.output)[neg]
-            return total
+            return sp.Add(*[self.contribution(t) for t in self.field_terms[wrt]])
         if wrt in self.param_terms:
             return sp.Add(
                 *[t.derivative * self.cotangent_field(t.output).center for t in self.param_terms[wrt]]

@@ -808,7 +808,7 @@ class _Run:
         reads: a periodic stencil's ``adjoint_periodic`` then reads it padded, filling
         the ghost cells, which hold nothing anyone reads any more.
         """
-        if not k.spec.get("has_periodic_adjoint"):
+        if not k.spec["has_periodic_adjoint"]:
             return None
         found = {}
         for n, bar in bars.items():

@@ -331,22 +331,6 @@ def _forward_kernel(stencil: Stencil, views: RowViews) -> Kernel:
     )
 
 
-def _gather_groups(adj: AdjointStencil) -> dict[Offset, dict[str, sp.Expr]]:
-    """The gather-form adjoint at cell ``j``, grouped by forward-cell shift ``k`` (``i = j - k``).
-
-    ``groups[k][a]`` is what the forward cell ``i = j - k`` contributes to ``a_bar[j]``:
-    coefficient times the cotangent ``y_bar[-k]``, every access relative to ``j``.
-    """
-    groups: dict[Offset, dict[str, sp.Expr]] = {}
-    for name, terms in adj.field_terms.items():
-        for t in terms:
-            neg = tuple(-k for k in t.shift)
-            contribution = t.coefficient * adj.cotangent_field(t.output)[neg]
-            per_field = groups.setdefault(t.shift, {})
-            per_field[name] = per_field.get(name, sp.Integer(0)) + contribution
-    return groups
-
-
 def _cell_desc(shift: Offset) -> str:
     """``j0 + 1, j1`` for the forward cell ``i = j - shift`` (``j + 1`` in 1-D), for comments."""
     nd = len(shift)
@@ -413,7 +397,7 @@ def _adjoint_kernel(
     counter = itertools.count()
     hoister = Hoister()
     wrt = list(adj.field_terms)
-    groups = _gather_groups(adj)
+    groups = adj.gather_groups
 
     # Interior box along each axis: every shift valid, i.e. lo + kmax <= q < n + lo + kmin.
     shifts = list(groups)
@@ -515,7 +499,7 @@ def periodic_adjoint_applies(adj: AdjointStencil) -> bool:
     s = adj.stencil
     nd = s.ndim
     periodic = ("periodic",) * nd
-    groups = _gather_groups(adj)
+    groups = adj.gather_groups
     if not groups:
         return False
     if any(f.bc != periodic for f in s.inputs if f.name in adj.field_terms):
@@ -559,7 +543,7 @@ def _periodic_adjoint_kernel(
     counter = itertools.count()
     hoister = Hoister()
     wrt = list(adj.field_terms)
-    groups = _gather_groups(adj)
+    groups = adj.gather_groups
     block = [f"acc__{name} = 0.0" for name in wrt]
     for k in sorted(groups):
         names = list(groups[k])

@@ -327,7 +327,7 @@ class CompiledStencil:
         shape = next(iter(bars.values())).shape
         cotangents = self.spec["adjoint_cotangents"]
         periodic = (
-            self.spec.get("has_periodic_adjoint", False)
+            self.spec["has_periodic_adjoint"]
             and padded_bars is not None
             and all(c in padded_bars for c in cotangents)
         )
