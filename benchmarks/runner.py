@@ -3,14 +3,18 @@
 Order per case: set up all implementations (a missing optional library gives a
 "not installed" row); run each value+gradient once and compare it with the reference
 (the first dpgen row that ran); only then time forward and value+gradient; free
-everything; then measure each implementation's peak memory in a fresh process.
+everything; then measure each implementation's peak memory in a fresh process (these
+processes run side by side, one per core: a peak resident size is a process's own, and no
+timing runs meanwhile).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
@@ -26,6 +30,8 @@ QUICK_BUDGET = 0.5
 _START = time.perf_counter()
 #: seconds of idle time before each implementation is timed (full runs)
 SETTLE_S = 1.0
+#: memory-measuring processes run at once (their start-up, imports and JIT compiles are CPU-bound)
+MEMORY_WORKERS = os.cpu_count() or 1
 
 
 def log(message: str) -> None:
@@ -141,10 +147,13 @@ def run_case(problem: ModuleType, case: Case, case_index: int, *, quick: bool, r
     limits = problem.limits(case, probe) if hasattr(problem, "limits") else None
     _derive(rows, reference, traffic, limits)
     if measure_memory:
-        for row in rows:
-            if row["status"] in ("ok", "FAIL") and "forward" in row:
-                progress(f"[{name} {case.label}] peak memory of {row['implementation']} (fresh process)")
-                row["memory"] = memory.measure_in_subprocess(name, case_index, row["implementation"], quick)
+        measured = [row for row in rows if row["status"] in ("ok", "FAIL") and "forward" in row]
+        progress(f"[{name} {case.label}] peak memory of {len(measured)} implementations (fresh processes)")
+        with ThreadPoolExecutor(max_workers=max(1, min(MEMORY_WORKERS, len(measured)))) as pool:
+            results = pool.map(lambda row: memory.measure_in_subprocess(name, case_index, row["implementation"],
+                                                                        quick), measured)
+            for row, result in zip(measured, results):
+                row["memory"] = result
     return {"label": case.label, "params": case.params, "repeat": repeats, "reference": reference,
             "tolerance": problem.TOLERANCE, "traffic_bytes": traffic,
             "stored_states_mb": None if traffic.get("states") is None else traffic["states"] / 1e6,

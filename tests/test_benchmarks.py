@@ -68,6 +68,13 @@ def test_kernel_table_counts_minimal_bytes(results):
     # forward: read d, u, write d_new; adjoint: read d, u, d_bar, u_bar (+=), write d_bar, u_bar
     assert upwind["forward"]["bytes"] == 3 * 8 * cells and upwind["adjoint"]["bytes"] == 6 * 8 * cells
     assert all(r["gbs"] > 0 and r["of_cache_probe"] > 0 for r in rows)
+    # the share of the probe timed beside the kernel, round by round
+    section = results["problems"]["kernels"]
+    assert section["repeat"] == section["rounds"] * section["per_round"]
+    for r in rows:
+        assert r["probe_beside_gbs"] > 0
+        assert r["of_probe_beside_min"] <= r["of_probe_beside"] <= r["of_probe_beside_max"]
+    assert "| of probe beside |" in results["_markdown"]
 
 
 def test_compile_times_from_fresh_processes(results):
