@@ -604,6 +604,8 @@ class _Run:
         self.controls = controls
         self._control_pad = {n: self.empty() for n in controls}
         self._views: dict[int, tuple[slice, ...]] = {}
+        # the padded initial state the stability check made, for the sweep to start from
+        self._initial: dict[str, np.ndarray] | None = None
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -662,6 +664,10 @@ class _Run:
         return padded[self._views[key]]
 
     def initial_state(self) -> dict[str, np.ndarray]:
+        """The initial state, padded (the one :meth:`check_stability` padded, the first time)."""
+        if self._initial is not None:
+            state, self._initial = self._initial, None
+            return state
         return {n: self.pad(a) for n, a in self.state_in.items()}
 
     def external(self, t: int) -> dict[str, np.ndarray]:
@@ -673,7 +679,9 @@ class _Run:
         return env
 
     def check_stability(self) -> None:
-        env = {**self.external(0), **self.initial_state()}
+        # the check fills only ghost cells: the sweep starts from this padded state (one copy less)
+        self._initial = self.initial_state()
+        env = {**self.external(0), **self._initial}
         for k in self.ops:
             if not isinstance(k, CompiledStencil) or not k.spec.get("diagonal_fields"):
                 continue

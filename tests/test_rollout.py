@@ -234,6 +234,24 @@ def test_cfl_violation_is_warned_with_the_courant_number():
         problem(1, steps=3)[0].run(**problem(1, steps=3)[1])
 
 
+def test_the_stability_check_and_the_sweep_share_one_padded_initial_state(monkeypatch):
+    """One pad per state and time-constant field per call: the sweep starts from the state the CFL check padded."""
+    from dpgen import rollout as rollout_module
+
+    sim, inputs, loss = problem(1, steps=4)
+    padded = []
+    original = rollout_module._Run.pad
+    monkeypatch.setattr(rollout_module._Run, "pad", lambda self, array: padded.append(array) or original(self, array))
+    final = sim.run(**inputs)["d"]
+    assert len(padded) == 2 and any(a is inputs["d"] for a in padded) and any(a is inputs["u"] for a in padded)
+    padded.clear()
+    value, grads = sim.value_and_grad(loss, **inputs)
+    assert len(padded) == 2
+    # the state the check padded (and filled the ghost cells of) is the one the sweep advanced
+    assert value == pytest.approx(loss.value_and_grad(4, {"d": final})[0], rel=1e-14)
+    assert np.isfinite(grads["d"]).all()
+
+
 def test_nan_stops_the_rollout_with_the_step_number():
     sim, inputs, loss = problem(1, steps=40)
     source = inputs["s"].copy()
