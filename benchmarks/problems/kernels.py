@@ -73,17 +73,14 @@ def _bytes(k, grid, add: Mapping[str, bool]) -> dict[str, int]:
 
 
 def _side_by_side(call, nbytes: int, rounds: int, per_round: int) -> tuple[Stats, list[float], list[float]]:
-    """Time ``call`` in rounds, each after the in-cache probe triad.
+    """Time ``call`` in rounds, each after the in-cache probe triad (:func:`benchmarks.probe.measure`).
 
     Returns the kernel's seconds (every call), and per round the probe's GB/s and the
     kernel's share of it (kernel GB/s, from the round's median call, / probe GB/s).
     """
-    arrays = [np.full(bandwidth.IN_CACHE, v) for v in (0.0, 1.0, 2.0)]
-    bandwidth.triad(*arrays, 3.0)  # compile / load, and touch
     samples, probe_gbs, shares = [], [], []
     for _ in range(rounds):
-        sweeps = time_calls(lambda: bandwidth.triad(*arrays, 3.0), PROBE_SWEEPS)
-        probe_gbs.append(3 * 8 * bandwidth.IN_CACHE / sweeps.median / 1e9)
+        probe_gbs.append(bandwidth.measure(bandwidth.IN_CACHE, repeat=1, inner=PROBE_SWEEPS)["gbs"])
         kernel = time_calls(call, per_round)
         samples += kernel.raw
         shares.append(nbytes / kernel.median / 1e9 / probe_gbs[-1])
