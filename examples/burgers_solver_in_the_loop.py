@@ -130,7 +130,7 @@ def main() -> None:
         alone = relative_error(rollout(step, None, start, 100), ref)
         corrected = relative_error(rollout(step, net, start, 100), ref)
     print(f"training: {args.iterations} iterations x {args.unroll} unrolled steps x batch {args.batch}, "
-          f"{train_seconds:.1f} s on {torch.get_num_threads()} threads")
+          f"{train_seconds:.1f} s on {torch.get_num_threads()} PyTorch thread(s)")
     print(f"held-out, 100-step rollouts: mean relative error coarse alone {alone:.4f}, corrected {corrected:.4f} "
           f"({alone / corrected:.2f}x lower)")
 

@@ -1,5 +1,6 @@
 """PyTorch bridge: gradcheck on a stencil, a step with a linear solve, and a 20-step rollout."""
 
+import os
 import subprocess
 import sys
 
@@ -62,9 +63,12 @@ def test_twenty_step_rollout_gradcheck_and_network_upstream():
 
 
 def test_solver_in_the_loop_example_quick():
+    # One PyTorch thread: the tensors are small, and the test workers share the cores
+    # (PyTorch's spinning pool threads made this run 4x slower beside another worker).
     out = subprocess.run(
         [sys.executable, "examples/burgers_solver_in_the_loop.py", "--quick"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     ).stdout
     line = out.strip().splitlines()[-1]
     alone = float(line.split("coarse alone ")[1].split(",")[0])
