@@ -118,7 +118,8 @@ def _kernels(section: Mapping[str, Any]) -> list[str]:
     note = ("Minimal bytes: every input, cotangent and output array once (plus the gradient read back where it "
             "accumulates, `+=`); % of the probe's in-cache and large-array figures, measured in this run. "
             f"Median (min–max) of {section['repeat']} calls, in {section['rounds']} rounds of "
-            f"{section['per_round']}; each round first times the in-cache probe triad (\"probe beside\"), and "
+            f"{section['per_round']}; each round first times the in-cache probe triad (\"probe beside\") and "
+            "calls the kernel once untimed (the probe's arrays evicted its data), and "
             "the last column is the kernel's share of it: median (min–max) over the rounds.")
     return [f"## {section['title']}", "", note, ""] + _table(
         ["stencil", "grid", "kernel", "wrt", "minimal MB", "ms", "GB/s", "of in-cache probe", "of large probe",

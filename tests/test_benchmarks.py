@@ -81,3 +81,14 @@ def test_compile_times_from_fresh_processes(results):
     rows = {r["step"]: r for r in results["problems"]["compile"]["rows"]}
     assert {"import dpgen", "first compile + call", "cached load + call"} <= set(rows)
     assert all(r["median"] > 0 for r in rows.values())
+
+
+def test_each_round_rewarms_the_kernel_after_the_probe(monkeypatch):
+    """Per round: the probe, one untimed call (the probe evicted the kernel's data), then the timed calls."""
+    from benchmarks.problems import kernels
+
+    events = []
+    monkeypatch.setattr(kernels.bandwidth, "measure", lambda *a, **k: events.append("probe") or {"gbs": 50.0})
+    stats, probe_gbs, shares = kernels._side_by_side(lambda: events.append("call"), 8_000_000, rounds=3, per_round=4)
+    assert events == (["probe"] + ["call"] * 5) * 3
+    assert len(stats.raw) == 3 * 4 and probe_gbs == [50.0] * 3 and len(shares) == 3

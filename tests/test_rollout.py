@@ -76,10 +76,11 @@ def test_rollout_gradients_match_finite_differences(ndim):
 
 
 def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypatch):
-    """From the second adjoint on, periodic stencils read the cotangent padded and fold nothing.
+    """Periodic stencils read the cotangent padded and fold nothing, the first adjoint too.
 
-    Only the first adjoint of the sweep gets a plain array (the loss gradient) and folds;
-    the gradients equal those of the fold path everywhere.
+    The first adjoint of the sweep reads the loss gradient, copied into the grid cells of
+    a padded buffer (``_Run.seed_cotangents``); every later one reads the buffer the one
+    before wrote. The gradients equal those of the fold path everywhere.
     """
     from dpgen.rollout import _Run
     from dpgen.runtime.compiled import CompiledStencil
@@ -94,7 +95,7 @@ def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypat
 
     monkeypatch.setattr(CompiledStencil, "adjoint_padded", spy)
     value, grads = sim.value_and_grad(loss, **inputs)
-    assert folds.count(True) == 1 and folds.count(False) == 2 * 6 - 1
+    assert folds == [False] * (2 * 6)
 
     monkeypatch.setattr(_Run, "_padded_cotangents", lambda self, bars, k: None)
     folds.clear()
@@ -122,7 +123,9 @@ def test_operators_with_different_halos_fold_and_match_finite_differences(monkey
               "dt": 0.2 / n, "dx": 1.0 / n, "nu": 0.01 / n**3}
     loss = dp.losses.L2(rng.standard_normal(n), field="d")
     _, grads = sim.value_and_grad(loss, wrt=["d", "u"], **inputs)
-    assert len(folds) == 2 * 8 and all(folds)
+    # the first adjoint (hyper_1d's, of the last step) reads the loss gradient padded with
+    # its own halo; after it, each operator reads a buffer padded with the other's halo
+    assert folds == [False] + [True] * (2 * 8 - 1)
     for name in ("d", "u"):
         direction = rng.standard_normal(n)
         fd = directional_fd(sim, loss, inputs, name, direction)
