@@ -217,3 +217,42 @@ def test_shifted_views_do_not_clash_with_generated_names():
     expected = cv + 0.3 * np.roll(cv, -1) * (np.roll(tv, -2) - np.roll(tv, 1)) ** 2 / (1 + np.roll(tv, -1) ** 2)
     np.testing.assert_allclose(k.forward(c=cv, t=tv, h=0.3)["c"], expected, rtol=1e-13, atol=1e-13)
     assert dp.verify.check_vjp(k, inputs={"c": cv, "t": tv}, params={"h": 0.3}).passed
+
+
+@pytest.mark.parametrize("threshold", [0, 10**12], ids=["parallel", "serial"])
+def test_3d_kernels_read_rows_through_views(threshold):
+    """3-D forward and periodic-adjoint kernels index 1-D row views made in the axis-1 loop.
+
+    Leading offsets of either sign get a view each; the values equal a NumPy evaluation
+    of the stencil (forward) and the folded vjp (periodic adjoint), in both twins.
+    """
+    from dpgen.config import override
+
+    p, c = dp.fields("p c", ndim=3, bc="periodic")
+    a = sp.Symbol("a", real=True)
+    stencil = dp.Stencil("rows_3d", {p: a * c[0, 0, 0] * p[1, -1, 0] + sp.tanh(p[-1, 1, 0]) * c[0, 0, 0]
+                                        + p[0, 0, 1] - p[0, 0, -1]})
+    source = render_module(stencil, ("p", "c")).source
+    forward = kernel_source(source, "forward")
+    # padded offsets (halo 1): p[1, -1, 0] -> row p[i0 + 2, i1] at i2 + 1; p[-1, 1, 0] -> p[i0, i1 + 2]
+    assert "p__r2_0 = p[i0 + 2, i1]" in forward and "p__r0_2 = p[i0, i1 + 2]" in forward
+    assert re.search(r"for i1 in range\(n1\):\n(\s+\w+__r\w+ = .*\n)+\s+for i2 in range\(n2\):", forward)
+    assert "p__r2_0[i2 + 1]" in forward and "p__r1_1[i2 + 2]" in forward
+    assert not re.search(r"\[i0[^\]]*, i2", forward)  # no 3-index access left
+    periodic = kernel_source(source, "adjoint_periodic")
+    assert "pbar__p__r0_2 = pbar__p[j0, j1 + 2]" in periodic and not re.search(r"\[j0[^\]]*, j2", periodic)
+
+    k = dp.compile(stencil, wrt=("p", "c"))
+    rng = np.random.default_rng(5)
+    shape = (7, 6, 9)
+    fields = {"p": rng.standard_normal(shape), "c": rng.standard_normal(shape)}
+
+    def at(name, *offset):  # field[i + offset] on the periodic grid
+        return np.roll(fields[name], [-o for o in offset], axis=(0, 1, 2))
+
+    expected = (0.7 * fields["c"] * at("p", 1, -1, 0) + np.tanh(at("p", -1, 1, 0)) * fields["c"]
+                + at("p", 0, 0, 1) - at("p", 0, 0, -1))
+    with override(parallel_threshold=threshold):
+        np.testing.assert_allclose(k.forward(**fields, a=0.7)["p"], expected, rtol=1e-14, atol=1e-14)
+        result = dp.check_periodic_adjoint(k, fields, {"a": 0.7})
+    assert result.passed, str(result)
