@@ -603,7 +603,7 @@ class _Run:
         self.constants = {n: self.pad(a) for n, a in constants.items()}
         self.controls = controls
         self._control_pad = {n: self.empty() for n in controls}
-        self._views: dict[int, tuple[slice, ...]] = {}
+        self._views: dict[int, tuple[slice, ...] | None] = {}
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
 
@@ -654,14 +654,19 @@ class _Run:
         return {n: self.grid(v) for n, v in state.items()}
 
     def view(self, padded: np.ndarray, k: CompiledStencil) -> np.ndarray:
-        """``padded`` as operator ``k`` expects it: padded with ``k``'s own halo."""
+        """``padded`` as operator ``k`` expects it: padded with ``k``'s own halo.
+
+        ``padded`` itself where ``k``'s halo is the run's (every single-operator step):
+        a view per field and step is a measurable part of a step on a small grid.
+        """
         key = id(k)
         if key not in self._views:
-            self._views[key] = tuple(
+            self._views[key] = None if tuple(k.halo) == self.halo else tuple(
                 slice(big_lo - lo, size - (big_hi - hi))
                 for (big_lo, big_hi), (lo, hi), size in zip(self.halo, k.halo, self.padded_shape)
             )
-        return padded[self._views[key]]
+        index = self._views[key]
+        return padded if index is None else padded[index]
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The initial state, padded (the one :meth:`check_stability` padded, the first time)."""

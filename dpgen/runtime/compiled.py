@@ -112,6 +112,8 @@ class CompiledStencil:
         self._buffers: dict[tuple, np.ndarray] = {}
         # looked up once: a rollout step calls several of these at ~10 microseconds each
         self._functions: dict[tuple[str, str, bool], object] = {}
+        # per (kernel, padded shape, parallel threshold): the halo fills and the kernel it runs
+        self._calls: dict[tuple, tuple] = {}
         self._insides: dict[tuple[int, ...], tuple[slice, ...]] = {}
 
     @property
@@ -290,12 +292,26 @@ class CompiledStencil:
         The ghost cells of ``outs`` are not touched. Returns the number of cells with a
         non-finite output (counted inside the kernel).
         """
-        for n in self.inputs:
-            self.fill_halo(n, padded[n])
-        shape = self._grid_shape(next(iter(outs.values())))
-        return self._kernel("forward", shape)(
+        fills, kernel = self._call("forward", outs[self.outputs[0]], self.inputs)
+        for n, fill in fills:
+            fill(padded[n])
+        return kernel(
             *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
         )
+
+    def _call(self, name: str, padded: np.ndarray, filled: tuple[str, ...]) -> tuple[tuple, object]:
+        """The halo fills of ``filled`` and kernel ``name`` for arrays shaped like ``padded``.
+
+        Looked up once per padded shape (and parallel threshold): a rollout step on a
+        small grid costs a few microseconds, and choosing the twins on every call had
+        been a third of the Python time of ``forward_padded``.
+        """
+        key = (name, padded.shape, config.parallel_threshold)
+        call = self._calls.get(key)
+        if call is None:
+            fills = tuple((n, self._halo_kernel("fill", n, padded)) for n in filled)
+            call = self._calls[key] = (fills, self._kernel(name, self._grid_shape(padded)))
+        return call
 
     def adjoint_padded(
         self,
@@ -322,26 +338,26 @@ class CompiledStencil:
             False after ``adjoint_periodic``: its ghost cells were not written, and the
             grid cells (:meth:`grid_cells`) are the cotangents.
         """
-        for n in self.spec["adjoint_inputs"]:
-            self.fill_halo(n, padded[n])
-        shape = next(iter(bars.values())).shape
-        cotangents = self.spec["adjoint_cotangents"]
+        cotangents, inputs = self.spec["adjoint_cotangents"], self.spec["adjoint_inputs"]
         periodic = (
             self.spec["has_periodic_adjoint"]
             and padded_bars is not None
             and all(c in padded_bars for c in cotangents)
         )
+        fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]], inputs)
+        for n, fill in fills:
+            fill(padded[n])
         if periodic:
             for c in cotangents:
-                self._halo_kernel("fill", f"bar__{c}", padded_bars[c])(padded_bars[c])
-        self._kernel("adjoint_periodic" if periodic else "adjoint", shape)(
-            *[padded[n] for n in self.spec["adjoint_inputs"]],
-            *[(padded_bars if periodic else bars)[c] for c in cotangents],  # type: ignore[index]
-            *[params[p] for p in self.params],
-            *[adj[n] for n in self.wrt_fields],
-            *[adj[n] for n in self.wrt_fields],  # prev__<name>: read only where add[name]
-            *[bool(add.get(n, False)) for n in self.wrt_fields],
-        )
+                self._halo_kernel("fill", f"bar__{c}", padded_bars[c])(padded_bars[c])  # type: ignore[index]
+        args = [padded[n] for n in inputs]
+        args += [(padded_bars if periodic else bars)[c] for c in cotangents]  # type: ignore[index]
+        args += [params[p] for p in self.params]
+        targets = [adj[n] for n in self.wrt_fields]
+        args += targets
+        args += targets  # prev__<name>: read only where add[name]
+        args += [bool(add.get(n, False)) for n in self.wrt_fields]
+        kernel(*args)
         return not periodic
 
     def grid_cells(self, padded: np.ndarray) -> np.ndarray:
