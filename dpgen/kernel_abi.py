@@ -10,7 +10,9 @@ change, and say what changed here.
   kernels accumulate with ``adj[q] += ...``.
 * 2 — forward kernels write the grid cells of *padded* outputs and return the number of
   cells with a non-finite output; adjoint kernels take ``prev__<field>`` arrays (read
-  where ``add__<field>``) after the ``adj__<field>`` arrays.
+  where ``add__<field>``) after the ``adj__<field>`` arrays. The runtime passes each
+  ``adj__<field>`` array itself as ``prev__<field>``, and kernels may rely on it: serial
+  twins read the old value from ``adj__<field>`` (see ``codegen.plan._store_lines``).
 * 3 — periodic stencils' modules add ``adjoint_periodic``, which takes the cotangents
   *padded* (``pbar__<output>``, halo filled by ``fill_halo_bar__<output>``) and writes
   only the grid cells of ``adj__<field>``; ``SPEC["has_periodic_adjoint"]`` says so.
