@@ -823,7 +823,7 @@ class _Run:
         array is released before the sweep allocates its adjoint buffers: a store-all
         call peaks one grid array lower (5.6 against 6.6 grid arrays, 1-D upwind).
         """
-        cot = {n: self.zeros() if g is None else g for n, g in grads.items()}
+        cot = dict(grads)
         seen: set[str] = set()
         for k in reversed(self.ops):
             names = [n for n in k.outputs if n in cot and n not in seen]
@@ -835,10 +835,10 @@ class _Run:
                 # a kept buffer where the layouts agree (no fresh pages to fault in)
                 buffer = self.empty() if shape == self.padded_shape else np.empty(shape, self.dtype)
                 cells = k.grid_cells(buffer)
-                cells[...] = cot[n]
+                cells[...] = 0.0 if cot[n] is None else cot[n]
                 cot[n] = cells
                 self._cotangent_padding[id(cells)] = (cells, buffer, k.halo)
-        return cot
+        return {n: self.zeros() if g is None else g for n, g in cot.items()}
 
     def _padded_cotangents(self, bars: Mapping[str, np.ndarray], k: CompiledStencil) -> dict[str, np.ndarray] | None:
         """The padded buffers of this run whose grid cells are ``bars``, as ``k`` pads them; else None.

@@ -58,6 +58,8 @@ class Kernel:
     returns: str | None = None
     #: the ``_serial`` twin's own plan where it differs (no RowViews), else this one's
     serial: "Kernel | None" = None
+    #: blocks the ``_serial`` twin emits instead of these (see :func:`_store_lines`)
+    serial_blocks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,19 +305,16 @@ def _cell_printer(stencil: Stencil, views: RowViews) -> NumbaPrinter:
     return NumbaPrinter(index_access)
 
 
-def _twins(build, rows: bool = False, serial_differs: bool = False) -> Kernel:
+def _twins(build, rows: bool = False) -> Kernel:
     """``build(views)`` for the parallel kernel, and again without RowViews for its serial twin.
 
-    Only where the parallel kernel reads through axis-0 views (1-D), or ``serial_differs``
-    (the adjoints, see :func:`_store_lines`): otherwise both twins are the same code, and
-    the SymPy work of a second build would be wasted. ``rows`` turns on the 3-D row views
-    (for both twins). A builder tells the twins apart by ``views.enabled`` (False: serial).
+    Only where the parallel kernel reads through axis-0 views (1-D): otherwise both twins
+    are the same code but for ``Kernel.serial_blocks``, and the SymPy work of a second
+    build would be wasted. ``rows`` turns on the 3-D row views (for both twins).
     """
     views = RowViews(rows=rows)
     kernel = build(views)
-    if not (views.names or serial_differs):
-        return kernel
-    return dataclasses.replace(kernel, serial=build(RowViews(enabled=False, rows=rows)))
+    return dataclasses.replace(kernel, serial=build(RowViews(enabled=False, rows=rows))) if views.names else kernel
 
 
 def plan_forward(stencil: Stencil) -> Kernel:
@@ -370,7 +369,7 @@ def _cell_desc(shift: Offset) -> str:
     return ", ".join(_plus(f"j{axis}" if nd > 1 else "j", -x) for axis, x in enumerate(shift))
 
 
-def _store_lines(wrt: list[str], at, serial: bool = False) -> tuple[str, ...]:
+def _store_lines(wrt: list[str], at, serial: bool) -> tuple[str, ...]:
     """Write ``acc__<a>`` into ``adj__<a>`` at cell ``at(array)``, adding its old value where ``add__<a>``.
 
     ``add__<a>`` (a bool) makes the kernel accumulate: rollouts sum the padded cotangents
@@ -381,7 +380,8 @@ def _store_lines(wrt: list[str], at, serial: bool = False) -> tuple[str, ...]:
     alias checks inside a parfor (measured 2.5 -> 1.9 ms for the upwind adjoint at 10^6
     cells). The ``serial`` twin reads ``adj__<a>`` itself: there the two names of one
     array fail LLVM's runtime overlap check and the loop ran unvectorized (the upwind
-    periodic adjoint at 4096 cells: 14.6 -> 4.7 us, the same bits).
+    periodic adjoint at 4096 cells: 14.6 -> 4.7 us, the same bits). Builders put both
+    variants in the kernel (``blocks`` and ``serial_blocks``): no second SymPy pass.
     """
     old = "adj" if serial else "prev"
     return tuple(
@@ -413,7 +413,7 @@ def plan_adjoint(
     the loop body has no branches; in the shell of cells around it each group is
     guarded, in one loop nest of the same kernel.
     """
-    return _twins(lambda views: _adjoint_kernel(adj, adjoint_inputs, cotangents, views), serial_differs=True)
+    return _twins(lambda views: _adjoint_kernel(adj, adjoint_inputs, cotangents, views))
 
 
 def _adjoint_kernel(
@@ -471,8 +471,13 @@ def _adjoint_kernel(
         )
         guarded.append(f"if {conds}:  # forward cell i = {desc} is on the grid")
         guarded.extend("    " + line for line in block)
-    fast.extend(_store_lines(wrt, lambda array: fast_at(array, (0,) * nd), serial=not views.enabled))
-    guarded.extend(_store_lines(wrt, lambda array: f"{array}[{cell}]", serial=not views.enabled))
+
+    def stores(serial: bool) -> dict[str, tuple[str, ...]]:
+        return {"fast": (*fast, *_store_lines(wrt, lambda array: fast_at(array, (0,) * nd), serial)),
+                "guarded": (*guarded, *_store_lines(wrt, lambda array: f"{array}[{cell}]", serial))}
+
+    # both variants before the setup lines, which define the views their stores read through
+    blocks, serial_blocks = stores(serial=False), stores(serial=True)
 
     data_args = _adjoint_args(adj, adjoint_inputs, cotangents, "bar")
     grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
@@ -492,7 +497,6 @@ def _adjoint_kernel(
     # inlining that function at each of its call sites cost seconds of compile time.)
     last = nd - 1
     outside = f"e__{last - 1}" if nd > 1 else "False"
-    blocks: dict[str, tuple[str, ...]] = {"guarded": tuple(guarded), "fast": tuple(fast)}
     for axis in range(nd - 1):
         before = f"e__{axis - 1} or " if axis else ""
         blocks[f"edge{axis}"] = (f"e__{axis} = {before}q{axis} < lo__{axis} or q{axis} >= hi__{axis}",)
@@ -516,6 +520,7 @@ def _adjoint_kernel(
         tuple(setup),
         (*shell_body, box),
         blocks,
+        serial_blocks=serial_blocks,
     )
 
 
@@ -561,8 +566,7 @@ def plan_adjoint_periodic(
     (``fill_halo_bar__<y>``); ``adj__<a>`` is written at the grid cells of the padded
     array and its ghost cells are left alone (there is nothing to fold).
     """
-    return _twins(lambda views: _periodic_adjoint_kernel(adj, adjoint_inputs, cotangents, views), rows=True,
-                  serial_differs=True)
+    return _twins(lambda views: _periodic_adjoint_kernel(adj, adjoint_inputs, cotangents, views), rows=True)
 
 
 def _periodic_adjoint_kernel(
@@ -587,12 +591,20 @@ def _periodic_adjoint_kernel(
         block.append(f"# forward cell i = {_cell_desc(k)} (its periodic image)")
         block.extend(_cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer,
                                 counter, hoister))
-    block.extend(_store_lines(wrt, lambda array: views.at(array, "j", lo), serial=not views.enabled))
+
+    def cell(serial: bool) -> tuple[str, ...]:
+        return (*block, *_store_lines(wrt, lambda array: views.at(array, "j", lo), serial))
+
+    # both variants before the setup and row lines, which define the views they read through
+    parallel_cell, serial_cell = cell(serial=False), cell(serial=True)
     setup = tuple(
         f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
     )
     setup += views.lines() + hoister.lines(printer)
-    rows, blocks = _with_rows(views, {"cell": tuple(block)})
+    rows, blocks = _with_rows(views, {"cell": parallel_cell})
+    serial_blocks = {"cell": serial_cell}
+    if rows:  # the serial twin reads no prev__ array: no row views of one
+        serial_blocks["rows"] = tuple(line for line in blocks["rows"] if not line.startswith("prev__"))
     return Kernel(
         "adjoint_periodic",
         "Adjoint of the periodic stencil from periodically padded cotangents: grid cells of "
@@ -601,6 +613,7 @@ def _periodic_adjoint_kernel(
         setup,
         (_full_loops("j", nd, "n", "cell", rows=rows),),
         blocks,
+        serial_blocks=serial_blocks,
     )
 
 

@@ -123,8 +123,9 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
         flags.append(f"fastmath={options.fastmath!r}")
     name = kernel.name if parallel else f"{kernel.name}_serial"
     doc = kernel.doc if parallel else f"Serial twin of {kernel.name} (no prange)."
-    if not parallel and kernel.serial is not None:
-        kernel = kernel.serial
+    if not parallel:
+        kernel = kernel.serial or kernel
+        kernel = dataclasses.replace(kernel, blocks={**kernel.blocks, **kernel.serial_blocks})
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
     lines += [f"    {line}" for line in kernel.setup]
     lines += _emit_body(kernel.body, kernel, parallel, 1)

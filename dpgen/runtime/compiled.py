@@ -237,8 +237,8 @@ class CompiledStencil:
         """Index of the grid cells inside a padded array (``shape``: the grid's)."""
         return tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, self.halo))
 
-    def _grid_shape(self, padded: np.ndarray) -> tuple[int, ...]:
-        return tuple(n - lo - hi for n, (lo, hi) in zip(padded.shape, self.halo))
+    def _grid_shape(self, padded_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(n - lo - hi for n, (lo, hi) in zip(padded_shape, self.halo))
 
     def _padded_input(self, name: str, arr: np.ndarray) -> np.ndarray:
         buf = self._buffer(("in", name), self.padded_shape(arr.shape), arr.dtype)
@@ -263,13 +263,13 @@ class CompiledStencil:
 
     def fill_halo(self, name: str, padded: np.ndarray) -> None:
         """Fill the ghost cells of input ``name`` in place (this stencil's rule)."""
-        self._halo_kernel("fill", name, padded)(padded)
+        self._halo_kernel("fill", name, padded.size)(padded)
 
-    def _halo_kernel(self, kind: str, name: str, padded: np.ndarray):
+    def _halo_kernel(self, kind: str, name: str, size: int):
         # 2-D and 3-D modules fill and fold in parallel too: the threads that then run the kernel
         # over their slabs find the ghost cells in their own caches (a serial fill cost a
         # 7-point forward 12 % at 100^3 in cache-line transfers)
-        key = (kind, name, padded.size >= config.parallel_threshold)
+        key = (kind, name, size >= config.parallel_threshold)
         function = self._functions.get(key)
         if function is None:
             serial = f"{kind}_halo_{name}"
@@ -281,7 +281,7 @@ class CompiledStencil:
 
     def fold_halo(self, name: str, padded: np.ndarray) -> np.ndarray:
         """Fold ghost cotangents onto their source cells in place; return the interior view."""
-        self._halo_kernel("fold", name, padded)(padded)
+        self._halo_kernel("fold", name, padded.size)(padded)
         return self.grid_cells(padded)
 
     def forward_padded(
@@ -292,25 +292,25 @@ class CompiledStencil:
         The ghost cells of ``outs`` are not touched. Returns the number of cells with a
         non-finite output (counted inside the kernel).
         """
-        fills, kernel = self._call("forward", outs[self.outputs[0]], self.inputs)
+        fills, kernel = self._call("forward", outs[self.outputs[0]].shape, self.inputs)
         for n, fill in fills:
             fill(padded[n])
         return kernel(
             *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
         )
 
-    def _call(self, name: str, padded: np.ndarray, filled: tuple[str, ...]) -> tuple[tuple, object]:
-        """The halo fills of ``filled`` and kernel ``name`` for arrays shaped like ``padded``.
+    def _call(self, name: str, padded_shape: tuple[int, ...], filled: tuple[str, ...]) -> tuple[tuple, object]:
+        """The halo fills of the inputs ``filled`` and kernel ``name``, for fields padded to ``padded_shape``.
 
         Looked up once per padded shape (and parallel threshold): a rollout step on a
         small grid costs a few microseconds, and choosing the twins on every call had
         been a third of the Python time of ``forward_padded``.
         """
-        key = (name, padded.shape, config.parallel_threshold)
+        key = (name, padded_shape, config.parallel_threshold)
         call = self._calls.get(key)
         if call is None:
-            fills = tuple((n, self._halo_kernel("fill", n, padded)) for n in filled)
-            call = self._calls[key] = (fills, self._kernel(name, self._grid_shape(padded)))
+            fills = tuple((n, self._halo_kernel("fill", n, math.prod(padded_shape))) for n in filled)
+            call = self._calls[key] = (fills, self._kernel(name, self._grid_shape(padded_shape)))
         return call
 
     def adjoint_padded(
@@ -344,12 +344,12 @@ class CompiledStencil:
             and padded_bars is not None
             and all(c in padded_bars for c in cotangents)
         )
-        fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]], inputs)
+        fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape, inputs)
         for n, fill in fills:
             fill(padded[n])
         if periodic:
             for c in cotangents:
-                self._halo_kernel("fill", f"bar__{c}", padded_bars[c])(padded_bars[c])  # type: ignore[index]
+                self._halo_kernel("fill", f"bar__{c}", padded_bars[c].size)(padded_bars[c])  # type: ignore[index]
         args = [padded[n] for n in inputs]
         args += [(padded_bars if periodic else bars)[c] for c in cotangents]  # type: ignore[index]
         args += [params[p] for p in self.params]
@@ -364,7 +364,7 @@ class CompiledStencil:
         """The grid cells of a padded array (a view)."""
         inside = self._insides.get(padded.shape)
         if inside is None:
-            inside = self._insides[padded.shape] = self.interior(self._grid_shape(padded))
+            inside = self._insides[padded.shape] = self.interior(self._grid_shape(padded.shape))
         return padded[inside]
 
     def param_gradients_padded(
@@ -373,11 +373,12 @@ class CompiledStencil:
         """Gradients of the parameters in ``wrt`` (sums over the grid)."""
         if not self.spec["has_param_kernel"]:
             return {p: 0.0 for p in self.wrt_params}
-        for n in self.spec["param_inputs"]:
-            self.fill_halo(n, padded[n])
-        shape = next(iter(bars.values())).shape
-        sums = self._kernel("param_gradients", shape)(
-            *[padded[n] for n in self.spec["param_inputs"]],
+        inputs = self.spec["param_inputs"]
+        fills, kernel = self._call("param_gradients", self.padded_shape(next(iter(bars.values())).shape), inputs)
+        for n, fill in fills:
+            fill(padded[n])
+        sums = kernel(
+            *[padded[n] for n in inputs],
             *[bars[n] for n in self.spec["param_cotangents"]],
             *[params[p] for p in self.params],
         )
@@ -388,10 +389,10 @@ class CompiledStencil:
         names = self.spec.get("diagonal_fields", [])
         if not names:
             return {}
-        for n in self.inputs:
-            self.fill_halo(n, padded[n])
-        shape = self._grid_shape(padded[self.inputs[0]])
-        lows = self._kernel("diagonal_min", shape)(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
+        fills, kernel = self._call("diagonal_min", padded[self.inputs[0]].shape, self.inputs)
+        for n, fill in fills:
+            fill(padded[n])
+        lows = kernel(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
         return {n: float(v) for n, v in zip(names, lows)}
 
     # --- public API --------------------------------------------------------------------
