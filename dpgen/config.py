@@ -6,6 +6,7 @@ setting                    environment variable                  default
 ``cache_dir``              ``DPGEN_CACHE_DIR``                   ``~/.cache/dpgen``
 ``fastmath``               ``DPGEN_FASTMATH`` (``0``/``1``)      ``False``
 ``parallel_threshold``     ``DPGEN_PARALLEL_THRESHOLD``          ``32768`` cells
+``fuse_adjoint_steps``     ``DPGEN_FUSE_ADJOINT_STEPS``          ``True``
 =========================  ====================================  =======================
 
 ``parallel_threshold`` is the grid size (number of cells) from which the runtime calls
@@ -16,6 +17,10 @@ Measured on 2 cores: a 1e5-cell upwind rollout's value and gradient takes 42 ms 
 this default and 71 ms all serial; at 1e4 cells the parallel forward is slower.
 On a busy machine (another process holding a core) the parallel variants slow down
 several-fold: measure on an idle one.
+
+``fuse_adjoint_steps`` lets a rollout of one periodic stencil run its reverse sweep two
+steps per pass (``adjoint_periodic_pair``, see :mod:`dpgen.codegen.pair`); the
+gradients are bitwise the same either way, so it is there to measure the difference.
 
 Examples
 --------
@@ -58,6 +63,9 @@ class Config:
     )
     parallel_threshold: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("DPGEN_PARALLEL_THRESHOLD", 32768))
+    )
+    fuse_adjoint_steps: bool = dataclasses.field(
+        default_factory=lambda: _env_bool("DPGEN_FUSE_ADJOINT_STEPS", True)
     )
 
 

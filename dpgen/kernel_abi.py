@@ -16,8 +16,13 @@ change, and say what changed here.
 * 3 — periodic stencils' modules add ``adjoint_periodic``, which takes the cotangents
   *padded* (``pbar__<output>``, halo filled by ``fill_halo_bar__<output>``) and writes
   only the grid cells of ``adj__<field>``; ``SPEC["has_periodic_adjoint"]`` says so.
+* 4 — periodic stencils whose outputs are states add ``adjoint_periodic_pair`` (two
+  reverse steps in one pass: inputs at ``t``, ``early__<state>`` at ``t - 1``, padded
+  cotangents, parameters, ``adj__<field>`` and ``add__<field>`` (no ``prev__``), then
+  ``rows__`` per chunk);
+  ``SPEC["has_periodic_pair"]`` says so. Generated modules import NumPy.
 
 This module imports nothing, so loading generated modules stays free of SymPy.
 """
 
-KERNEL_ABI = 3
+KERNEL_ABI = 4

@@ -48,6 +48,7 @@ from checkpoint_schedules import (
 )
 
 from .compiler import compile as compile_stencil
+from .config import config
 from .errors import (
     MissingArgumentError,
     ShapeError,
@@ -200,6 +201,8 @@ class RolloutStats:
     max_snapshots: int = 0
     max_recorded_steps: int = 0
     schedule: str = "store all"
+    #: pairs of adjoint steps run as one fused pass (``adjoint_periodic_pair``; counted in ``adjoint_steps``)
+    fused_pairs: int = 0
 
     @property
     def recompute_factor(self) -> float:
@@ -518,12 +521,20 @@ class Rollout:
                     # The state after the last recomputed step is never read again: let it go
                     # (the schedule reloads a snapshot before it advances the forward again).
                     work = {}
-                    for t in range(action.n1 - 1, action.n0 - 1, -1):
-                        cot = run.reverse_step(t, tapes[t], cot)
-                        stats.adjoint_steps += 1
-                        add_loss_gradient(t, cot)
+                    t = action.n1 - 1
+                    while t >= action.n0:
+                        # two steps in one pass where no loss gradient joins between them
+                        fused = (run.reverse_pair(t, tapes[t], tapes[t - 1], cot)
+                                 if t > action.n0 and t not in loss_grads else None)
+                        done = 1 if fused is None else 2
+                        cot = run.reverse_step(t, tapes[t], cot) if fused is None else fused
+                        stats.adjoint_steps += done
+                        stats.fused_pairs += done - 1
                         if action.clear_adj_deps:
-                            del tapes[t]
+                            for reversed_step in range(t - done + 1, t + 1):
+                                del tapes[reversed_step]
+                        t -= done
+                        add_loss_gradient(t + 1, cot)
                 elif isinstance(action, (Copy, Move)):
                     if action.to_storage == StorageType.WORK:
                         work, position = transfer(action), action.n  # no other name may hold it
@@ -763,6 +774,17 @@ class _Run:
         #: id(cotangent) -> (cotangent, the padded buffer whose grid cells it is, that buffer's halo)
         self._cotangent_padding: dict[int, tuple[np.ndarray, np.ndarray, tuple]] = {}
         self.plain_acc: dict[str, np.ndarray] = {}  # constant-field gradients from step operators
+        k = self.ops[0]
+        #: the operator whose adjoints run two steps at a time (``reverse_pair``), if any
+        self.pair_operator = k if (
+            config.fuse_adjoint_steps
+            and len(self.ops) == 1
+            and isinstance(k, CompiledStencil)
+            and k.spec.get("has_periodic_pair", False)
+            and set(k.outputs) == set(self.rollout.step.state)
+            and not self.controls
+            and not any(p in self.wanted_params for p in k.wrt_params)
+        ) else None
 
     def reverse_step(self, t: int, tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Adjoint of step ``t``: state cotangents after the step -> before it."""
@@ -780,16 +802,7 @@ class _Run:
             padded_bars = self._padded_cotangents(bars, k)
             padded = {n: self.view(recorded[n] if n in recorded else env[n], k) for n in k.needs}
             if k.wrt_fields and k.spec["has_adjoint_kernel"]:
-                adj, add = {}, {}
-                for n in k.wrt_fields:
-                    if (i, n) in self.constant_acc:
-                        adj[n], add[n] = self.constant_acc[(i, n)], True
-                    elif (i, n) in self._scratch:
-                        adj[n] = self._scratch[(i, n)]
-                    elif self.reuse_adjoint_buffers:
-                        adj[n] = self._alternate((i, n), k)
-                    else:
-                        adj[n] = np.empty(k.padded_shape(self.grid_shape), self.dtype)
+                adj, add = self._adjoint_targets(i, k)
                 unfolded = k.adjoint_padded(bars, padded, self.params, adj, add, padded_bars)
                 for n, buf in adj.items():
                     if add.get(n):
@@ -808,6 +821,48 @@ class _Run:
                 for p, v in k.param_gradients_padded(bars, padded, self.params).items():
                     if p in self.wanted_params:
                         self.wanted_params[p] += v
+        return self._state_cotangents(env_cot)
+
+    def reverse_pair(self, t: int, tape, early_tape, cot: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """Adjoints of steps ``t`` and ``t - 1`` in one pass (``adjoint_periodic_pair``), or None.
+
+        None, having changed nothing, where the rollout does not pair steps (see
+        ``pair_operator``) or the cotangents are not grid cells of this run's padded
+        buffers; the caller then runs :meth:`reverse_step`. Bitwise the same result.
+        """
+        k = self.pair_operator
+        if k is None:
+            return None
+        padded_bars = self._padded_cotangents({n: cot[n] for n in k.outputs}, k)
+        if padded_bars is None:
+            return None
+        env = self.external(t)
+        late = {n: self.view(tape[0][n] if n in tape[0] else env[n], k) for n in k.needs}
+        early = {n: self.view(early_tape[0][n], k) for n in k.outputs if n in early_tape[0]}
+        adj, add = self._adjoint_targets(0, k)
+        k.adjoint_pair_padded(padded_bars, late, early, self.params, adj, add)
+        result = {}
+        for n in k.outputs:
+            result[n] = value = k.grid_cells(adj[n])
+            self._cotangent_padding[id(value)] = (value, adj[n], k.halo)
+        return self._state_cotangents(result)
+
+    def _adjoint_targets(self, i: int, k: CompiledStencil) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+        """Padded arrays operator ``i``'s adjoint writes, per field it differentiates, and which accumulate."""
+        adj, add = {}, {}
+        for n in k.wrt_fields:
+            if (i, n) in self.constant_acc:
+                adj[n], add[n] = self.constant_acc[(i, n)], True
+            elif (i, n) in self._scratch:
+                adj[n] = self._scratch[(i, n)]
+            elif self.reuse_adjoint_buffers:
+                adj[n] = self._alternate((i, n), k)
+            else:
+                adj[n] = np.empty(k.padded_shape(self.grid_shape), self.dtype)
+        return adj, add
+
+    def _state_cotangents(self, env_cot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state fields' cotangents (zero where none arrived); forget the padding of consumed ones."""
         result = {n: env_cot[n] if n in env_cot else self.zeros() for n in self.rollout.step.state}
         live = {id(v) for v in result.values()}  # forget (and free) the padding of consumed cotangents
         self._cotangent_padding = {i: e for i, e in self._cotangent_padding.items() if i in live}

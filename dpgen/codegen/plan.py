@@ -99,6 +99,8 @@ class KernelPlan:
     adjoint: Kernel | None
     #: the fold-free adjoint of a periodic stencil (see :func:`periodic_adjoint_applies`)
     adjoint_periodic: Kernel | None
+    #: the adjoints of two steps in one pass (see :mod:`dpgen.codegen.pair`)
+    adjoint_periodic_pair: Kernel | None
     param_gradients: Kernel | None
     diagonal: Kernel | None
     source_lines: tuple[str, ...]
@@ -109,8 +111,8 @@ class KernelPlan:
     linear_wrt: bool
 
 
-def halo_plan(rules: tuple[str, ...], halo: tuple[tuple[int, int], ...]) -> tuple[HaloAxis, ...]:
-    """Fill and fold code per axis, in padded coordinates (``n{axis}`` interior cells).
+def halo_plan(rules: tuple[str, ...], halo: tuple[tuple[int, int], ...], array: str = "a") -> tuple[HaloAxis, ...]:
+    """Fill and fold code per axis of padded ``array``, in padded coordinates (``n{axis}`` interior cells).
 
     A ghost of the low side at padded index ``g`` stands for cell ``p = g - lo < 0``;
     one of the high side at ``lo + n + r`` stands for cell ``p = n + r``. Its source is
@@ -144,12 +146,12 @@ def halo_plan(rules: tuple[str, ...], halo: tuple[tuple[int, int], ...]) -> tupl
             }[rule]
             pairs.append((_plus(n, lo + r), src))
         others = [a for a in range(nd) if a != axis]
-        loops = [f"{'    ' * depth}for k{a} in range(a.shape[{a}]):" for depth, a in enumerate(others)]
+        loops = [f"{'    ' * depth}for k{a} in range({array}.shape[{a}]):" for depth, a in enumerate(others)]
         pad = "    " * len(others)
 
         def at(index: str) -> str:
             parts = [index if a == axis else f"k{a}" for a in range(nd)]
-            return f"a[{', '.join(parts)}]"
+            return f"{array}[{', '.join(parts)}]"
 
         fill = [f"{pad}{at(g)} = {at(src) if src else '0.0'}" for g, src in pairs]
         fold = [f"{pad}{at(src)} += {at(g)}" for g, src in pairs if src]
@@ -254,20 +256,82 @@ class Hoister:
         return tuple(f"{sym} = {printer.doprint(e)}" for e, sym in self.assignments.items())
 
 
+def exact_rewrites(expr: sp.Expr) -> sp.Expr:
+    """Cheaper forms of ``expr`` that evaluate to the same floating-point numbers.
+
+    * ``Heaviside(-x)`` with value 1/2 at 0 becomes ``1 - Heaviside(x)``: the values are
+      0, 1/2 and 1, so the subtraction is exact, and ``-x`` is exactly the negation
+      the hoisted ``x * (-1/dx)`` computes. CSE then evaluates one Heaviside where the
+      upwind adjoint had two.
+    * ``Max(0, x) - Min(0, x)`` becomes ``Abs(x)``: one of the two is 0, and subtracting
+      0 is exact.
+
+    The upwind adjoint went from about 60 to ... vector instructions per 4 cells; it
+    is bound by instruction issue, not memory, once two steps share a pass
+    (:mod:`dpgen.codegen.pair`).
+    """
+
+    def negated_heaviside(e: sp.Basic) -> bool:
+        return (isinstance(e, sp.Heaviside) and len(e.args) == 2 and e.args[1] == sp.Rational(1, 2)
+                and e.args[0].could_extract_minus_sign())
+
+    expr = expr.replace(negated_heaviside, lambda e: 1 - sp.Heaviside(-e.args[0], sp.Rational(1, 2)))
+
+    def abs_pair(e: sp.Basic) -> bool:
+        if not isinstance(e, sp.Add) or len(e.args) != 2:
+            return False
+        maxes = [a for a in e.args if isinstance(a, sp.Max) and len(a.args) == 2 and sp.S.Zero in a.args]
+        mins = [a.args[1] for a in e.args if isinstance(a, sp.Mul) and a.args[0] == -1 and len(a.args) == 2
+                and isinstance(a.args[1], sp.Min) and len(a.args[1].args) == 2 and sp.S.Zero in a.args[1].args]
+        return bool(maxes and mins) and set(maxes[0].args) == set(mins[0].args)
+
+    def to_abs(e: sp.Add) -> sp.Expr:
+        m = next(a for a in e.args if isinstance(a, sp.Max))
+        # unevaluated: SymPy would move a positive factor out (Abs(u/dx) -> Abs(u)/dx), another rounding
+        return sp.Abs(next(a for a in m.args if a != 0), evaluate=False)
+
+    return expr.replace(abs_pair, to_abs)
+
+
 def _cse_block(
     exprs: list[sp.Expr],
     targets: list[str],
-    op: str,
+    op: str | list[str],
     printer: NumbaPrinter,
     counter: itertools.count,
     hoister: Hoister,
 ) -> tuple[str, ...]:
-    """Hoist invariants, CSE ``exprs`` and print ``target op expr`` lines (temporaries ``t__N``)."""
+    """Hoist invariants, CSE ``exprs`` and print ``target op expr`` lines (temporaries ``t__N``).
+
+    ``op``: one operator for every target, or one per target.
+    """
+    ops = [op] * len(targets) if isinstance(op, str) else op
     symbols = (sp.Symbol(f"t__{next(counter)}") for _ in itertools.count())
-    replacements, reduced = sp.cse([hoister(e) for e in exprs], symbols=symbols, order="canonical")
+    replacements, reduced = sp.cse([hoister(exact_rewrites(e)) for e in exprs], symbols=symbols, order="canonical")
     lines = [f"{sym} = {printer.doprint(value)}" for sym, value in replacements]
-    lines += [f"{target} {op} {printer.doprint(e)}" for target, e in zip(targets, reduced)]
+    lines += [f"{target} {o} {printer.doprint(e)}" for target, o, e in zip(targets, ops, reduced)]
     return tuple(lines)
+
+
+def _sums(groups: dict, printer: NumbaPrinter, counter: itertools.count, hoister: Hoister,
+          describe) -> tuple[list[str], set[str]]:
+    """``acc__<a> = ...`` then ``+= ...`` per group of terms (comment ``describe(shift)``); the names written.
+
+    For cells where every group applies (the guarded shell adds to 0.0 instead).
+
+    The first term assigns rather than adds to 0.0: without fast-math LLVM must keep
+    ``0.0 + x`` (it turns -0.0 into +0.0), an add per accumulator and cell. Names no
+    group writes start at 0.0.
+    """
+    started: set[str] = set()
+    block: list[str] = []
+    for k in sorted(groups):
+        names = list(groups[k])
+        block.append(describe(k))
+        block.extend(_cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names],
+                                ["+=" if n in started else "=" for n in names], printer, counter, hoister))
+        started.update(names)
+    return block, started
 
 
 def _full_loops(var: str, ndim: int, stop: str, block: str, first: int = 0, rows: str | None = None) -> Loop:
@@ -369,21 +433,26 @@ def _cell_desc(shift: Offset) -> str:
     return ", ".join(_plus(f"j{axis}" if nd > 1 else "j", -x) for axis, x in enumerate(shift))
 
 
-def _store_lines(wrt: list[str], at, serial: bool) -> tuple[str, ...]:
+def _store_lines(wrt: list[str], at, through_prev: bool) -> tuple[str, ...]:
     """Write ``acc__<a>`` into ``adj__<a>`` at cell ``at(array)``, adding its old value where ``add__<a>``.
 
     ``add__<a>`` (a bool) makes the kernel accumulate: rollouts sum the padded cotangents
     of time-constant fields over all steps and fold the halo once at the end (folding is
     linear). ``prev__<a>`` is ``adj__<a>`` itself (the runtime passes the same array).
-    The parallel kernel reads the old value through that second argument: a
+
+    Only a 1-D parallel kernel reads the old value through that second name
+    (``through_prev``): there the vectorized loop is the parfor itself, and a
     read-modify-write of ``adj`` next to shifted reads of other arrays defeats LLVM's
-    alias checks inside a parfor (measured 2.5 -> 1.9 ms for the upwind adjoint at 10^6
-    cells). The ``serial`` twin reads ``adj__<a>`` itself: there the two names of one
-    array fail LLVM's runtime overlap check and the loop ran unvectorized (the upwind
-    periodic adjoint at 4096 cells: 14.6 -> 4.7 us, the same bits). Builders put both
-    variants in the kernel (``blocks`` and ``serial_blocks``): no second SymPy pass.
+    alias analysis (measured 2.5 -> 1.9 ms for the upwind adjoint at 10^6 cells).
+    Everywhere else the vectorized loop is an ordinary loop (a serial twin's, or the
+    innermost one inside a 2-D or 3-D parfor), which LLVM vectorizes behind a runtime
+    overlap check of the arrays it writes against those it reads, and two names for
+    one array fail that check: the loop then runs scalar. Reading ``adj__<a>`` itself:
+    the upwind periodic adjoint's serial twin at 4096 cells 14.6 -> 4.7 us; the 3-D
+    variable-coefficient diffusion's periodic adjoint at 100^3, 3.3 -> 1.1 ms; the
+    7-point one accumulating, 0.69 -> 0.39 ms (the same bits).
     """
-    old = "adj" if serial else "prev"
+    old = "prev" if through_prev else "adj"
     return tuple(
         line
         for name in wrt
@@ -456,28 +525,27 @@ def _adjoint_kernel(
 
     fast_printer = NumbaPrinter(fast_access)
     cell = _index("q", nd, (0,) * nd)
-    init = tuple(f"acc__{name} = 0.0" for name in wrt)
-    fast: list[str] = list(init)
-    guarded: list[str] = list(init)
+    guarded: list[str] = [f"acc__{name} = 0.0" for name in wrt]
+    fast, started = _sums(groups, fast_printer, counter, hoister, lambda k: f"# forward cell i = {_cell_desc(k)}")
+    fast = [f"acc__{name} = 0.0" for name in wrt if name not in started] + fast
     for k in sorted(groups):
         names = list(groups[k])
-        exprs, targets = [groups[k][n] for n in names], [f"acc__{n}" for n in names]
-        block = _cse_block(exprs, targets, "+=", printer, counter, hoister)
+        block = _cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer, counter,
+                           hoister)
         desc = _cell_desc(k)
-        fast.append(f"# forward cell i = {desc}")
-        fast.extend(_cse_block(exprs, targets, "+=", fast_printer, counter, hoister))
         conds = " and ".join(
             f"{l + x} <= q{axis} < {_plus(f'n{axis}', l + x)}" for axis, (l, x) in enumerate(zip(lo, k))
         )
         guarded.append(f"if {conds}:  # forward cell i = {desc} is on the grid")
         guarded.extend("    " + line for line in block)
 
-    def stores(serial: bool) -> dict[str, tuple[str, ...]]:
-        return {"fast": (*fast, *_store_lines(wrt, lambda array: fast_at(array, (0,) * nd), serial)),
-                "guarded": (*guarded, *_store_lines(wrt, lambda array: f"{array}[{cell}]", serial))}
+    def stores(through_prev: bool) -> dict[str, tuple[str, ...]]:
+        return {"fast": (*fast, *_store_lines(wrt, lambda array: fast_at(array, (0,) * nd), through_prev)),
+                "guarded": (*guarded, *_store_lines(wrt, lambda array: f"{array}[{cell}]", through_prev))}
 
-    # both variants before the setup lines, which define the views their stores read through
-    blocks, serial_blocks = stores(serial=False), stores(serial=True)
+    # both variants (1-D) before the setup lines, which define the views their stores read through
+    blocks = stores(through_prev=nd == 1)
+    serial_blocks = stores(through_prev=False) if nd == 1 else {}
 
     data_args = _adjoint_args(adj, adjoint_inputs, cotangents, "bar")
     grid = tuple(f"n{axis} = bar__{cotangents[0]}.shape[{axis}]" for axis in range(nd))
@@ -557,6 +625,22 @@ def periodic_adjoint_applies(adj: AdjointStencil) -> bool:
     return True
 
 
+def periodic_gather_block(adj: AdjointStencil, printer: NumbaPrinter, hoister: Hoister) -> list[str]:
+    """Statements that sum every forward cell's contribution into ``acc__<a>`` at one cell ``j``.
+
+    The periodic adjoint's loop body before its stores; ``printer`` decides where each
+    access reads. Kernels that must agree bit for bit (``adjoint_periodic`` and the
+    two-step ``adjoint_periodic_pair``) build it with this one function, and it numbers
+    its temporaries from ``t__0`` every time: SymPy orders the terms of a sum by the
+    names of their symbols (``t__10`` before ``t__8``), and the order of a sum is part
+    of its rounding. ``hoister`` must have seen the same expressions in the same order
+    (``c__N`` names order sums too).
+    """
+    block, started = _sums(adj.gather_groups, printer, itertools.count(), hoister,
+                           lambda k: f"# forward cell i = {_cell_desc(k)} (its periodic image)")
+    return [f"acc__{name} = 0.0" for name in adj.field_terms if name not in started] + block
+
+
 def plan_adjoint_periodic(
     adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]
 ) -> Kernel:
@@ -581,30 +665,21 @@ def _periodic_adjoint_kernel(
         return views.at(array, "j", tuple(o + l for o, l in zip(a.offset, lo)))
 
     printer = NumbaPrinter(access)
-    counter = itertools.count()
     hoister = Hoister()
     wrt = list(adj.field_terms)
-    groups = adj.gather_groups
-    block = [f"acc__{name} = 0.0" for name in wrt]
-    for k in sorted(groups):
-        names = list(groups[k])
-        block.append(f"# forward cell i = {_cell_desc(k)} (its periodic image)")
-        block.extend(_cse_block([groups[k][n] for n in names], [f"acc__{n}" for n in names], "+=", printer,
-                                counter, hoister))
+    block = periodic_gather_block(adj, printer, hoister)
 
-    def cell(serial: bool) -> tuple[str, ...]:
-        return (*block, *_store_lines(wrt, lambda array: views.at(array, "j", lo), serial))
+    def cell(through_prev: bool) -> tuple[str, ...]:
+        return (*block, *_store_lines(wrt, lambda array: views.at(array, "j", lo), through_prev))
 
-    # both variants before the setup and row lines, which define the views they read through
-    parallel_cell, serial_cell = cell(serial=False), cell(serial=True)
+    # both variants (1-D) before the setup and row lines, which define the views they read through
+    blocks = {"cell": cell(through_prev=nd == 1)}
+    serial_blocks = {"cell": cell(through_prev=False)} if nd == 1 else {}
     setup = tuple(
         f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
     )
     setup += views.lines() + hoister.lines(printer)
-    rows, blocks = _with_rows(views, {"cell": parallel_cell})
-    serial_blocks = {"cell": serial_cell}
-    if rows:  # the serial twin reads no prev__ array: no row views of one
-        serial_blocks["rows"] = tuple(line for line in blocks["rows"] if not line.startswith("prev__"))
+    rows, blocks = _with_rows(views, blocks)
     return Kernel(
         "adjoint_periodic",
         "Adjoint of the periodic stencil from periodically padded cotangents: grid cells of "
@@ -689,6 +764,8 @@ def _diagonal_kernel(stencil: Stencil, names: list[str], views: RowViews) -> Ker
 
 def make_plan(adj: AdjointStencil) -> KernelPlan:
     """Plan every kernel of the module for ``adj.stencil`` and the adjoints in ``adj``."""
+    from .pair import pair_applies, plan_adjoint_periodic_pair  # pair builds on this module's pieces
+
     s = adj.stencil
     field_exprs = [t.coefficient for ts in adj.field_terms.values() for t in ts]
     param_exprs = [t.derivative for ts in adj.param_terms.values() for t in ts]
@@ -730,6 +807,9 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         forward=plan_forward(s),
         adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
         adjoint_periodic=plan_adjoint_periodic(adj, adjoint_inputs, adjoint_cots) if periodic else None,
+        adjoint_periodic_pair=(
+            plan_adjoint_periodic_pair(adj, adjoint_inputs, adjoint_cots) if pair_applies(adj, periodic) else None
+        ),
         param_gradients=plan_param_gradients(adj, param_inputs, param_cots) if has_param_terms else None,
         diagonal=plan_diagonal(s),
         source_lines=tuple(source),

@@ -51,7 +51,7 @@ def _environment() -> jinja2.Environment:
 
 #: dpgen sources whose code decides what a generated module contains.
 GENERATOR_SOURCES = (
-    "symbolic.py", "boundary.py", "adjoint.py", "kernel_abi.py", "codegen/plan.py", "codegen/printer.py", "codegen/render.py",
+    "symbolic.py", "boundary.py", "adjoint.py", "kernel_abi.py", "codegen/plan.py", "codegen/pair.py", "codegen/printer.py", "codegen/render.py",
 )
 
 
@@ -158,6 +158,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "has_adjoint_kernel": plan.adjoint is not None,
         "has_param_kernel": plan.param_gradients is not None,
         "has_periodic_adjoint": plan.adjoint_periodic is not None,
+        "has_periodic_pair": plan.adjoint_periodic_pair is not None,
         "diagonal_fields": [] if plan.diagonal is None else [
             n for n in plan.outputs if n in plan.inputs
         ],
@@ -183,7 +184,8 @@ def render_module(
     plan = make_plan(adj)
     digest = content_hash(stencil, wrt, options)
     kernels = []
-    for kernel in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.param_gradients, plan.diagonal):
+    for kernel in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.adjoint_periodic_pair,
+                   plan.param_gradients, plan.diagonal):
         if kernel is None:
             continue
         kernels.append(emit_kernel(kernel, parallel=True, options=options))

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Mapping
 
+import numba
 import numpy as np
 
 from ..boundary import min_cells
@@ -39,6 +40,10 @@ from ..kernel_abi import KERNEL_ABI
 from .twins import copy_into
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: bytes of intermediate cotangent per state and chunk of ``adjoint_periodic_pair``: with
+#: the chunk's rows of the other arrays it reads, about 1.5 MB of the 2 MB L2 per core
+PAIR_CHUNK_BYTES = 1024 * 1024
 
 
 def load_module(path: str | Path, module_name: str | None = None) -> ModuleType:
@@ -359,6 +364,62 @@ class CompiledStencil:
         args += [bool(add.get(n, False)) for n in self.wrt_fields]
         kernel(*args)
         return not periodic
+
+    def pair_rows(self, padded_shape: tuple[int, ...], itemsize: int, workers: int) -> int:
+        """Rows of axis 0 per chunk of ``adjoint_periodic_pair`` for fields padded to ``padded_shape``.
+
+        About :data:`PAIR_CHUNK_BYTES` of intermediate cotangent per state and chunk, at
+        least four times the halo's rows (so that recomputing the halo rows costs at
+        most a quarter more of the first step), and at most a worker's share of the grid.
+        """
+        row_bytes = math.prod(padded_shape[1:]) * itemsize * max(1, len(self.outputs))
+        lo, hi = self.halo[0]
+        grid_rows = padded_shape[0] - lo - hi
+        rows = max(-(-PAIR_CHUNK_BYTES // row_bytes), 4 * (lo + hi))
+        return max(1, min(rows, -(-grid_rows // workers)))
+
+    def adjoint_pair_padded(
+        self,
+        padded_bars: Mapping[str, np.ndarray],
+        late: Mapping[str, np.ndarray],
+        early: Mapping[str, np.ndarray],
+        params: Mapping[str, float],
+        adj: Mapping[str, np.ndarray],
+        add: Mapping[str, bool],
+    ) -> None:
+        """The adjoints of two consecutive steps ``t`` and ``t - 1`` in one pass (``adjoint_periodic_pair``).
+
+        Only for modules with ``SPEC["has_periodic_pair"]``: periodic stencils whose
+        outputs are states. ``padded_bars`` holds the padded cotangents of the outputs
+        after step ``t`` (the caller's buffers; their ghost cells are overwritten),
+        ``late`` the padded inputs of step ``t`` and ``early`` the states among them at
+        step ``t - 1``. The state entries of ``adj`` get, in their grid cells, the
+        cotangents before step ``t - 1``; the other fields' entries get both steps'
+        contributions (on top of their values where ``add``). Bitwise equal to two
+        :meth:`adjoint_padded` calls.
+        """
+        inputs = self.spec["adjoint_inputs"]
+        shape = adj[self.wrt_fields[0]].shape
+        fills, kernel = self._call("adjoint_periodic_pair", shape, inputs)
+        for n, fill in fills:
+            fill(late[n])
+            if n in early:
+                fill(early[n])
+        for c in self.spec["adjoint_cotangents"]:
+            self._halo_kernel("fill", f"bar__{c}", padded_bars[c].size)(padded_bars[c])
+        args = [late[n] for n in inputs] + [early[n] for n in inputs if n in self.outputs]
+        args += [padded_bars[c] for c in self.spec["adjoint_cotangents"]]
+        args += [params[p] for p in self.params]
+        args += [adj[n] for n in self.wrt_fields]
+        args += [bool(add.get(n, False)) for n in self.wrt_fields]
+        # per worker thread, one chunk's intermediate cotangents: kept, so that no call
+        # allocates (fresh pages, or malloc's mmap of blocks this size, cost more than the pass)
+        workers = numba.get_num_threads()
+        dtype = padded_bars[self.outputs[0]].dtype
+        rows = self.pair_rows(shape, dtype.itemsize, workers)
+        scratch_shape = (workers, rows + sum(self.halo[0])) + tuple(shape[1:])
+        args += [self._buffer(("pair", y), scratch_shape, dtype) for y in self.outputs]
+        kernel(*args)
 
     def grid_cells(self, padded: np.ndarray) -> np.ndarray:
         """The grid cells of a padded array (a view)."""

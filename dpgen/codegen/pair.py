@@ -1,0 +1,204 @@
+"""``adjoint_periodic_pair``: the adjoints of two consecutive time steps in one pass.
+
+A reverse sweep over an explicit step ``x_{t+1} = f(x_t, c)`` reads and writes every
+state cotangent once per step, and each of those grid arrays goes through the cache.
+On a periodic grid the two steps ``t`` and ``t - 1`` can share one pass (temporal
+blocking): the grid is cut into chunks of rows along axis 0; each chunk computes the
+intermediate cotangent ``x_bar_t`` on its rows plus the halo rows the second step
+reads (a few rows computed twice, by neighbouring chunks) into a small buffer that
+stays in the core's cache, and from it the cotangent ``x_bar_{t-1}`` of its own rows.
+``x_bar_t`` never reaches memory, and the gradients of time-constant fields are read
+and written once per pair. Measured on the 1-D upwind rollout (10^6 cells x 100
+steps): the reverse sweep 99-101 ms per step pair against 79 ms fused (prototype).
+
+The kernel applies where every output of the stencil is also an input (a state) and
+is differentiated, and the adjoint is the fold-free periodic one
+(:func:`~dpgen.codegen.plan.periodic_adjoint_applies`). Each cell evaluates the same
+statements as ``adjoint_periodic`` (:func:`~dpgen.codegen.plan.periodic_gather_block`)
+in the same order, so a pair is bitwise equal to two single reverse steps.
+
+Arguments: the adjoint inputs at step ``t`` (``<a>``), the state inputs among them at
+step ``t - 1`` (``early__<a>``), the padded cotangents of the outputs after step ``t``
+(``pbar__<y>``, halo filled), the parameters, ``adj__<a>`` and ``add__<a>`` per
+differentiated field as for ``adjoint_periodic`` (no ``prev__<a>``), and ``rows__``, the rows of axis 0
+per chunk. States get the cotangent before step ``t - 1`` (``add__`` as usual); a
+time-constant field gets both steps' contributions (``add__``: on top of its value).
+
+Loops, per chunk of rows ``[r0__, r0__ + L__)`` (``prange`` over chunks):
+
+1. the intermediate cotangents into ``mid__<y>`` (rows ``r0__ - lo`` to ``r0__ + L__ +
+   hi``): the wrapped low rows, the chunk's own rows (which also add the first step's
+   part of the constant fields' gradients), the wrapped high rows;
+2. in 2-D and 3-D, the periodic fill of ``mid__<y>`` along axes 1 and 2;
+3. the chunk's rows of the second step, reading ``mid__<y>`` and ``early__<a>``.
+
+Rows are read through views, so that every inner loop indexes from 0 (see
+:class:`~dpgen.codegen.plan.RowViews`): in 1-D one view per array and offset per chunk
+(``a__c1 = a[r0__ + 1:]``), in 2-D and 3-D one per array and row offset per row
+(``a__p1 = a[g0 + 1]``).
+"""
+
+from __future__ import annotations
+
+from ..adjoint import AdjointStencil
+from ..symbolic import Access
+from .plan import Hoister, Kernel, Loop, _full_loops, _is_cotangent, _plus, halo_plan, periodic_gather_block
+from .printer import NumbaPrinter
+
+
+def pair_applies(adj: AdjointStencil, periodic: bool) -> bool:
+    """Whether the stencil gets ``adjoint_periodic_pair`` (``periodic``: it has ``adjoint_periodic``).
+
+    Every output must be a differentiated input (a state), and every output's cotangent
+    must be read by the adjoint (the second step reads all of them).
+    """
+    s = adj.stencil
+    inputs = {f.name for f in s.inputs}
+    read = {t.output for terms in adj.field_terms.values() for t in terms}
+    return periodic and all(
+        f.name in inputs and f.name in adj.field_terms and f.name in read for f in s.outputs
+    )
+
+
+class _Views:
+    """How one loop of the pair kernel reads and writes arrays, and the views it reads through.
+
+    ``at(array, q)`` prints the access of ``array`` at padded offset ``q`` from the loop's
+    cell. ``rows`` gives, per array kind (``"mid"``: the chunk's buffers; ``"field"``:
+    the whole-grid arrays), the index of the cell's row as ``(expression, constant)``,
+    the row of offset ``q`` being ``expression + constant + q[0]``. ``chunked`` (1-D):
+    whole-grid arrays are read through views from the chunk's first row.
+    """
+
+    def __init__(self, nd: int, chunked: bool, rows: dict[str, tuple[str, int]]):
+        self.nd, self.chunked, self.rows = nd, chunked, rows
+        self.plane: dict[tuple[str, int], str] = {}
+        self.chunk: dict[tuple[str, int], str] = {}
+
+    def _row(self, array: str, q0: int) -> str:
+        var, const = self.rows["mid" if array.startswith("mid__") else "field"]
+        return _plus(var, const + q0)
+
+    def at(self, array: str, q: tuple[int, ...]) -> str:
+        if self.nd == 1:
+            if self.chunked and not array.startswith("mid__"):
+                name = self.chunk.setdefault((array, q[0]), f"{array}__c{q[0]}")
+                return f"{name}[m__]"
+            return f"{array}[{self._row(array, q[0])}]"
+        name = self.plane.setdefault((array, q[0]), f"{array}__p{q[0]}")
+        return f"{name}[{', '.join(_plus(f'g{axis}', k) for axis, k in enumerate(q) if axis > 0)}]"
+
+    def plane_lines(self) -> tuple[str, ...]:
+        """2-D, 3-D: the views of the rows the loop reads, made in its axis-0 loop."""
+        return tuple(f"{name} = {array}[{self._row(array, q0)}]" for (array, q0), name in self.plane.items())
+
+    def chunk_lines(self) -> tuple[str, ...]:
+        """1-D: the views from the chunk's first row, made once per chunk."""
+        return tuple(f"{name} = {array}[{_plus('r0__', q0)}:]" for (array, q0), name in self.chunk.items())
+
+
+def plan_adjoint_periodic_pair(
+    adj: AdjointStencil, adjoint_inputs: tuple[str, ...], cotangents: tuple[str, ...]
+) -> Kernel:
+    """Plan ``adjoint_periodic_pair`` (see the module docstring); only where :func:`pair_applies`."""
+    s = adj.stencil
+    nd = s.ndim
+    lo = tuple(h[0] for h in s.halo)  # the padded offset of the cell itself
+    lo0, hi0 = s.halo[0]
+    wrt = list(adj.field_terms)
+    states = [f.name for f in s.outputs]
+    constants = [n for n in wrt if n not in states]
+    early = {n for n in adjoint_inputs if n in states}
+    hoister = Hoister()
+
+    def gather(views: _Views, cotangent: str, late: bool) -> list[str]:
+        """The gather statements at one cell, reading cotangents from ``pbar__`` or ``mid__`` arrays."""
+
+        def access(a: Access) -> str:
+            if _is_cotangent(a, nd):
+                array = f"{cotangent}__{a.field.name[:-4]}"
+            else:
+                name = a.field.name
+                array = f"early__{name}" if not late and name in early else name
+            return views.at(array, tuple(o + l for o, l in zip(a.offset, lo)))
+
+        return periodic_gather_block(adj, NumbaPrinter(access), hoister)
+
+    def stores(views: _Views, names: list[str], always_add: bool) -> tuple[str, ...]:
+        """``adj__<a> = acc__<a>``, plus its old value where ``add__<a>`` (or ``always_add``).
+
+        The old value is read from ``adj__<a>`` itself, never through ``prev__<a>``: the
+        loops are ordinary loops inside the parfor, and two names for one array fail
+        LLVM's runtime overlap check there as in the serial twins (see
+        ``plan._store_lines``); reading ``prev__`` cost the upwind pair 4.2 against 1.4 ms
+        at 10^6 cells.
+        """
+        lines: list[str] = []
+        for name in names:
+            read_old = f"acc__{name} += {views.at(f'adj__{name}', lo)}"
+            lines += [read_old] if always_add else [f"if add__{name}:", f"    {read_old}"]
+            lines.append(f"{views.at(f'adj__{name}', lo)} = acc__{name}")
+        return tuple(lines)
+
+    def axis0_loop(name: str, count: str, row: str | None, views: _Views) -> Loop:
+        """``for m__ in range(count)``: the cell's grid row ``g0 = row`` (if needed), row views, the cells."""
+        head = ((f"g0 = {row}",) if row and (nd > 1 or not views.chunked) else ()) + views.plane_lines()
+        blocks[f"row_{name}"] = head
+        return Loop("m__", "0", count, False, (f"row_{name}", _full_loops("g", nd, "n", f"cell_{name}", first=1)))
+
+    blocks: dict[str, tuple[str, ...]] = {}
+    chunk_views: dict[tuple[str, int], str] = {}
+    loops: list[Loop | str] = ["chunk"]
+    # Stage 1, the cotangents after step t - 1 into mid__<y>, whose row 0 is grid row r0__ - lo0:
+    # (loop, rows, the cell's row in mid__ less lo0, its grid row, whether they are the chunk's own)
+    stage1 = (
+        ("low", str(lo0), ("m__", -lo0), f"(r0__ - {lo0} + m__) % n0" if lo0 else "r0__", False),
+        ("own", "L__", ("m__", 0), "r0__ + m__", True),
+        ("high", str(hi0), ("L__ + m__", 0), "(r0__ + L__ + m__) % n0", False),
+    )
+    for name, count, mid_row, grid_row, own in stage1:
+        views = _Views(nd, chunked=own, rows={"mid": mid_row, "field": ("g0", 0)})
+        body = gather(views, "pbar", late=True)
+        body += [f"{views.at(f'mid__{y}', lo)} = acc__{y}" for y in states]
+        # the wrapped rows belong to other chunks: only the own rows add to the constants' gradients
+        blocks[f"cell_{name}"] = (*body, *(stores(views, constants, False) if own else ()))
+        chunk_views.update(views.chunk)
+        loops.append(axis0_loop(name, count, grid_row, views))
+    if nd > 1:
+        blocks["fill_mid"] = tuple(line for y in states
+                                   for ax in halo_plan(("periodic",) * nd, s.halo, f"mid__{y}")[1:] for line in ax.fill)
+        loops.append("fill_mid")
+    # Stage 2, the chunk's own rows of step t - 1: reads mid__<y> and the states before it
+    views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+    body = gather(views, "mid", late=False)
+    blocks["cell_early"] = (*body, *stores(views, states, False), *stores(views, constants, True))
+    chunk_views.update(views.chunk)
+    loops.append(axis0_loop("early", "L__", "r0__ + m__", views))
+
+    chunk = ["r0__ = c__ * rows__", "L__ = min(rows__, n0 - r0__)"]
+    chunk += [f"{v} = {array}[{_plus('r0__', q0)}:]" for (array, q0), v in chunk_views.items()]
+    blocks["chunk"] = tuple(chunk)
+    # each worker w__ takes a contiguous run of chunks, through its own part of the scratch buffers
+    blocks["worker"] = tuple(f"mid__{y} = scratch__{y}[w__]" for y in states)
+
+    first = states[0]
+    setup = tuple(
+        f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
+    )
+    setup += (f"W__ = scratch__{first}.shape[0]", f"rows__ = scratch__{first}.shape[1] - {lo0 + hi0}",
+              "C__ = (n0 + rows__ - 1) // rows__")
+    setup += hoister.lines(NumbaPrinter(str))
+    args = adjoint_inputs + tuple(f"early__{n}" for n in adjoint_inputs if n in early)
+    args += tuple(f"pbar__{c}" for c in cotangents) + tuple(p.name for p in s.params)
+    args += tuple(f"{role}__{name}" for role in ("adj", "add") for name in wrt)
+    args += tuple(f"scratch__{y}" for y in states)
+    chunks = Loop("c__", "w__ * C__ // W__", "(w__ + 1) * C__ // W__", False, tuple(loops))
+    return Kernel(
+        "adjoint_periodic_pair",
+        "Adjoints of steps t and t - 1 of the periodic stencil in one pass over chunks of rows "
+        "(see dpgen.codegen.pair).",
+        args,
+        setup,
+        (Loop("w__", "0", "W__", True, ("worker", chunks)),),
+        blocks,
+    )
