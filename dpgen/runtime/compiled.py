@@ -120,6 +120,8 @@ class CompiledStencil:
         # per (kernel, padded shape, parallel threshold): the halo fills and the kernel it runs
         self._calls: dict[tuple, tuple] = {}
         self._insides: dict[tuple[int, ...], tuple[slice, ...]] = {}
+        # per (padded shape, dtype, parallel threshold): fills, kernel and scratch of adjoint_periodic_pair
+        self._pair_calls: dict[tuple, tuple] = {}
 
     @property
     def wrt(self) -> tuple[str, ...]:
@@ -386,6 +388,8 @@ class CompiledStencil:
         params: Mapping[str, float],
         adj: Mapping[str, np.ndarray],
         add: Mapping[str, bool],
+        rows: int | None = None,
+        workers: int | None = None,
     ) -> None:
         """The adjoints of two consecutive steps ``t`` and ``t - 1`` in one pass (``adjoint_periodic_pair``).
 
@@ -396,30 +400,38 @@ class CompiledStencil:
         step ``t - 1``. The state entries of ``adj`` get, in their grid cells, the
         cotangents before step ``t - 1``; the other fields' entries get both steps'
         contributions (on top of their values where ``add``). Bitwise equal to two
-        :meth:`adjoint_padded` calls.
+        :meth:`adjoint_padded` calls, whatever ``rows`` per chunk and ``workers``
+        (default: :meth:`pair_rows`, and Numba's thread pool).
         """
+        shape, dtype = adj[self.wrt_fields[0]].shape, padded_bars[self.outputs[0]].dtype
+        key = (shape, dtype.str, config.parallel_threshold)
+        call = self._pair_calls.get(key) if rows is None and workers is None else None
+        if call is None:
+            fills, kernel = self._call("adjoint_periodic_pair", shape, self.spec["adjoint_inputs"])
+            size = math.prod(shape)
+            bar_fills = tuple(self._halo_kernel("fill", f"bar__{c}", size) for c in self.spec["adjoint_cotangents"])
+            # per worker, one chunk's intermediate cotangents: kept, so that no call allocates
+            # (fresh pages, or malloc's mmap of blocks this size, cost more than the pass)
+            workers = workers or numba.config.NUMBA_NUM_THREADS
+            rows = rows or self.pair_rows(shape, dtype.itemsize, workers)
+            scratch_shape = (workers, rows + sum(self.halo[0])) + tuple(shape[1:])
+            scratch = tuple(np.empty(scratch_shape, dtype) for _ in self.outputs)
+            call = (fills, bar_fills, kernel, scratch)
+            if key not in self._pair_calls:
+                self._pair_calls[key] = call
+        fills, bar_fills, kernel, scratch = call
         inputs = self.spec["adjoint_inputs"]
-        shape = adj[self.wrt_fields[0]].shape
-        fills, kernel = self._call("adjoint_periodic_pair", shape, inputs)
         for n, fill in fills:
             fill(late[n])
             if n in early:
                 fill(early[n])
-        for c in self.spec["adjoint_cotangents"]:
-            self._halo_kernel("fill", f"bar__{c}", padded_bars[c].size)(padded_bars[c])
-        args = [late[n] for n in inputs] + [early[n] for n in inputs if n in self.outputs]
-        args += [padded_bars[c] for c in self.spec["adjoint_cotangents"]]
-        args += [params[p] for p in self.params]
-        args += [adj[n] for n in self.wrt_fields]
-        args += [bool(add.get(n, False)) for n in self.wrt_fields]
-        # per worker thread, one chunk's intermediate cotangents: kept, so that no call
-        # allocates (fresh pages, or malloc's mmap of blocks this size, cost more than the pass)
-        workers = numba.get_num_threads()
-        dtype = padded_bars[self.outputs[0]].dtype
-        rows = self.pair_rows(shape, dtype.itemsize, workers)
-        scratch_shape = (workers, rows + sum(self.halo[0])) + tuple(shape[1:])
-        args += [self._buffer(("pair", y), scratch_shape, dtype) for y in self.outputs]
-        kernel(*args)
+        for c, fill in zip(self.spec["adjoint_cotangents"], bar_fills):
+            fill(padded_bars[c])
+        kernel(
+            *[late[n] for n in inputs], *[early[n] for n in inputs if n in self.outputs],
+            *[padded_bars[c] for c in self.spec["adjoint_cotangents"]], *[params[p] for p in self.params],
+            *[adj[n] for n in self.wrt_fields], *[bool(add.get(n, False)) for n in self.wrt_fields], *scratch,
+        )
 
     def grid_cells(self, padded: np.ndarray) -> np.ndarray:
         """The grid cells of a padded array (a view)."""
