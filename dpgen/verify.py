@@ -269,6 +269,11 @@ def check_periodic_adjoint(
     cotangents and inputs arrive padded with NaN ghost cells, so a kernel that read a
     ghost it had not filled, or wrote a ghost instead of a grid cell, fails. The error
     is ``max |periodic - vjp| / max |vjp|`` over the ``wrt`` fields.
+
+    Where the module also has ``adjoint_periodic_pair`` (rollouts run two reverse steps
+    per pass with it), the pair is checked the same way against two vjps in a row, at
+    new random values of the states for the earlier step, with chunks of one and of
+    three rows: its details are ``"pair <field>"``.
     """
     if not k.spec["has_periodic_adjoint"]:
         raise NotApplicableError(
@@ -292,10 +297,24 @@ def check_periodic_adjoint(
     k.adjoint_padded({n: b[inside] for n, b in padded_bars.items()}, {n: padded_nan(fields[n]) for n in k.needs},
                      par, adj, {}, padded_bars)
     details: dict[str, float | str] = {}
+
+    def compare(label: str, got: np.ndarray, ref: np.ndarray) -> None:
+        diff = float(np.max(np.abs(got - ref)))  # NaN if a ghost leaked in
+        details[label] = math.inf if math.isnan(diff) else diff / max(float(np.max(np.abs(ref))), 1e-300)
+
     for n in k.wrt_fields:
-        ref = np.asarray(reference[n])
-        diff = float(np.max(np.abs(k.grid_cells(adj[n]) - ref)))  # NaN if a ghost leaked in
-        details[n] = math.inf if math.isnan(diff) else diff / max(float(np.max(np.abs(ref))), 1e-300)
+        compare(n, k.grid_cells(adj[n]), np.asarray(reference[n]))
+    if k.spec.get("has_periodic_pair"):
+        early = {n: rng.uniform(-1.0, 1.0, grid) for n in k.outputs}
+        second = k.vjp({y: reference[y] for y in k.outputs}, **{**fields, **early}, **par)
+        for rows in (1, 3):
+            adj = {n: np.full(k.padded_shape(grid), np.nan) for n in k.wrt_fields}
+            k.adjoint_pair_padded({n: padded_nan(g[n]) for n in k.outputs},
+                                  {n: padded_nan(fields[n]) for n in k.needs},
+                                  {n: padded_nan(early[n]) for n in k.outputs}, par, adj, {}, rows=rows)
+            for n in k.wrt_fields:
+                both = np.asarray(second[n]) + (0.0 if n in k.outputs else np.asarray(reference[n]))
+                compare(f"pair {n}", k.grid_cells(adj[n]), both)
     worst = max(details.values(), default=0.0)  # type: ignore[type-var]
     return _finish(CheckResult("periodic adjoint", k.name, worst <= rtol, worst, rtol, details), raise_on_failure)
 

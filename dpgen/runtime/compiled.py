@@ -405,7 +405,8 @@ class CompiledStencil:
         """
         shape, dtype = adj[self.wrt_fields[0]].shape, padded_bars[self.outputs[0]].dtype
         key = (shape, dtype.str, config.parallel_threshold)
-        call = self._pair_calls.get(key) if rows is None and workers is None else None
+        default = rows is None and workers is None
+        call = self._pair_calls.get(key) if default else None
         if call is None:
             fills, kernel = self._call("adjoint_periodic_pair", shape, self.spec["adjoint_inputs"])
             size = math.prod(shape)
@@ -417,7 +418,7 @@ class CompiledStencil:
             scratch_shape = (workers, rows + sum(self.halo[0])) + tuple(shape[1:])
             scratch = tuple(np.empty(scratch_shape, dtype) for _ in self.outputs)
             call = (fills, bar_fills, kernel, scratch)
-            if key not in self._pair_calls:
+            if default:
                 self._pair_calls[key] = call
         fills, bar_fills, kernel, scratch = call
         inputs = self.spec["adjoint_inputs"]
