@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import ShapeError, UnknownArgumentError
-from .runtime.twins import dot
+from .runtime.twins import squared_misfit
 
 State = Mapping[str, np.ndarray]
 
@@ -107,10 +107,8 @@ class L2(Loss):
         x = state[self.field]
         if target.shape != x.shape:
             raise ShapeError(f"L2 target for {self.field!r} has shape {target.shape}; the state has {x.shape}")
-        residual = np.subtract(x, target)
-        value = self.weight * dot(residual, residual)
-        residual *= 2.0 * self.weight  # the gradient, in place: one temporary for value and gradient
-        return value, {self.field: residual}
+        squares, gradient = squared_misfit(x, target, 2.0 * self.weight)  # one pass over the state
+        return self.weight * squares, {self.field: gradient}
 
 
 class FunctionLoss(Loss):

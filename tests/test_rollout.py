@@ -244,7 +244,8 @@ def test_the_stability_check_and_the_sweep_share_one_padded_initial_state(monkey
     sim, inputs, loss = problem(1, steps=4)
     padded = []
     original = rollout_module._Run.pad
-    monkeypatch.setattr(rollout_module._Run, "pad", lambda self, array: padded.append(array) or original(self, array))
+    monkeypatch.setattr(rollout_module._Run, "pad",
+                        lambda self, array, **kw: padded.append(array) or original(self, array, **kw))
     final = sim.run(**inputs)["d"]
     assert len(padded) == 2 and any(a is inputs["d"] for a in padded) and any(a is inputs["u"] for a in padded)
     padded.clear()

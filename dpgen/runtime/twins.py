@@ -110,6 +110,63 @@ def _copy_3d(dst, src):
 _COPIES = {1: _copy_1d, 2: _copy_2d, 3: _copy_3d}
 
 
+@twin
+def _misfit_1d(x, target, scale, out):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        r = x[i] - target[i]
+        s += r * r
+        out[i] = scale * r
+    return s
+
+
+@twin
+def _misfit_2d(x, target, scale, out):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            r = x[i, j] - target[i, j]
+            s += r * r
+            out[i, j] = scale * r
+    return s
+
+
+@twin
+def _misfit_3d(x, target, scale, out):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            for k in range(x.shape[2]):
+                r = x[i, j, k] - target[i, j, k]
+                s += r * r
+                out[i, j, k] = scale * r
+    return s
+
+
+_MISFITS = {1: _misfit_1d, 2: _misfit_2d, 3: _misfit_3d}
+
+
+def squared_misfit(x: np.ndarray, target: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
+    """``sum((x - target)**2)`` and ``scale * (x - target)`` (a new array), in one pass.
+
+    ``x`` may be a strided view (the grid cells of a padded state): NumPy would make the
+    difference on one core, and then take two more passes for the sum and the scaling
+    (3.3 against 0.6 ms at 10^6 cells).
+
+    >>> value, grad = squared_misfit(np.array([1.0, 3.0]), np.array([0.0, 1.0]), 2.0)
+    >>> value, grad.tolist()
+    (5.0, [2.0, 4.0])
+    """
+    out = np.empty(x.shape, np.result_type(x, target))
+    kernel = _MISFITS.get(x.ndim)
+    if kernel is None or x.dtype != out.dtype or np.asarray(target).dtype != out.dtype:
+        np.subtract(x, target, out=out)
+        value = float(np.vdot(out, out))
+        out *= scale
+        return value, out
+    return float(kernel(x, target, float(scale), out)), out
+
+
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
     """``dst[...] = src`` for arrays (or views) of one shape, in parallel for big ones.
 
@@ -136,4 +193,4 @@ def copy_grid(view: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["Twin", "copy_grid", "copy_into", "dot", "twin"]
+__all__ = ["Twin", "copy_grid", "copy_into", "dot", "squared_misfit", "twin"]
