@@ -19,8 +19,8 @@ change, and say what changed here.
 * 4 — periodic stencils whose outputs are states add ``adjoint_periodic_pair`` (two
   reverse steps in one pass: inputs at ``t``, ``early__<state>`` at ``t - 1``, padded
   cotangents, parameters, ``adj__<field>`` and ``add__<field>`` (no ``prev__``), then
-  ``rows__`` per chunk);
-  ``SPEC["has_periodic_pair"]`` says so. Generated modules import NumPy.
+  one scratch array per state of shape ``(workers, rows per chunk + halo rows, ...)``);
+  ``SPEC["has_periodic_pair"]`` says so.
 
 This module imports nothing, so loading generated modules stays free of SymPy.
 """

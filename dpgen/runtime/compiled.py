@@ -123,8 +123,8 @@ class CompiledStencil:
         # per (kernel, padded shape, parallel threshold): the halo fills and the kernel it runs
         self._calls: dict[tuple, tuple] = {}
         self._insides: dict[tuple[int, ...], tuple[slice, ...]] = {}
-        # per (padded shape, dtype, parallel threshold): fills, kernel and scratch of adjoint_periodic_pair
-        self._pair_calls: dict[tuple, tuple] = {}
+        # per (padded shape, dtype): the scratch arrays of adjoint_periodic_pair
+        self._pair_scratch: dict[tuple, tuple[np.ndarray, ...]] = {}
 
     @property
     def wrt(self) -> tuple[str, ...]:
@@ -302,25 +302,30 @@ class CompiledStencil:
         The ghost cells of ``outs`` are not touched. Returns the number of cells with a
         non-finite output (counted inside the kernel).
         """
-        fills, kernel = self._call("forward", outs[self.outputs[0]].shape, self.inputs)
+        fills, _, kernel = self._call("forward", outs[self.outputs[0]].shape, self.inputs)
         for n, fill in fills:
             fill(padded[n])
         return kernel(
             *[padded[n] for n in self.inputs], *[params[p] for p in self.params], *[outs[n] for n in self.outputs]
         )
 
-    def _call(self, name: str, padded_shape: tuple[int, ...], filled: tuple[str, ...]) -> tuple[tuple, object]:
-        """The halo fills of the inputs ``filled`` and kernel ``name``, for fields padded to ``padded_shape``.
+    def _call(
+        self, name: str, padded_shape: tuple[int, ...], filled: tuple[str, ...], cotangents: tuple[str, ...] = ()
+    ) -> tuple[tuple, tuple, object]:
+        """The halo fills of the inputs ``filled``, those of the padded ``cotangents``, and kernel ``name``.
 
-        Looked up once per padded shape (and parallel threshold): a rollout step on a
-        small grid costs a few microseconds, and choosing the twins on every call had
-        been a third of the Python time of ``forward_padded``.
+        For fields padded to ``padded_shape``. Looked up once per padded shape (and
+        parallel threshold): a rollout step on a small grid costs a few microseconds,
+        and choosing the twins on every call had been a third of the Python time of
+        ``forward_padded``.
         """
         key = (name, padded_shape, config.parallel_threshold)
         call = self._calls.get(key)
         if call is None:
-            fills = tuple((n, self._halo_kernel("fill", n, math.prod(padded_shape))) for n in filled)
-            call = self._calls[key] = (fills, self._kernel(name, self._grid_shape(padded_shape)))
+            size = math.prod(padded_shape)
+            fills = tuple((n, self._halo_kernel("fill", n, size)) for n in filled)
+            bar_fills = tuple((c, self._halo_kernel("fill", f"bar__{c}", size)) for c in cotangents)
+            call = self._calls[key] = (fills, bar_fills, self._kernel(name, self._grid_shape(padded_shape)))
         return call
 
     def adjoint_padded(
@@ -354,12 +359,12 @@ class CompiledStencil:
             and padded_bars is not None
             and all(c in padded_bars for c in cotangents)
         )
-        fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape, inputs)
+        fills, bar_fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape,
+                                              inputs, cotangents if periodic else ())
         for n, fill in fills:
             fill(padded[n])
-        if periodic:
-            for c in cotangents:
-                self._halo_kernel("fill", f"bar__{c}", padded_bars[c].size)(padded_bars[c])  # type: ignore[index]
+        for c, fill in bar_fills:
+            fill(padded_bars[c])  # type: ignore[index]
         args = [padded[n] for n in inputs]
         args += [(padded_bars if periodic else bars)[c] for c in cotangents]  # type: ignore[index]
         args += [params[p] for p in self.params]
@@ -407,33 +412,29 @@ class CompiledStencil:
         (default: :meth:`pair_rows`, and Numba's thread pool).
         """
         shape, dtype = adj[self.wrt_fields[0]].shape, padded_bars[self.outputs[0]].dtype
-        key = (shape, dtype.str, config.parallel_threshold)
-        default = rows is None and workers is None
-        call = self._pair_calls.get(key) if default else None
-        if call is None:
-            fills, kernel = self._call("adjoint_periodic_pair", shape, self.spec["adjoint_inputs"])
-            size = math.prod(shape)
-            bar_fills = tuple(self._halo_kernel("fill", f"bar__{c}", size) for c in self.spec["adjoint_cotangents"])
+        cotangents = self.spec["adjoint_cotangents"]
+        fills, bar_fills, kernel = self._call("adjoint_periodic_pair", shape, self.spec["adjoint_inputs"], cotangents)
+        key, default = (shape, dtype.str), rows is None and workers is None
+        scratch = self._pair_scratch.get(key) if default else None
+        if scratch is None:
             # per worker, one chunk's intermediate cotangents: kept, so that no call allocates
             # (fresh pages, or malloc's mmap of blocks this size, cost more than the pass)
             workers = workers or numba.config.NUMBA_NUM_THREADS
             rows = rows or self.pair_rows(shape, dtype.itemsize, workers)
             scratch_shape = (workers, rows + sum(self.halo[0])) + tuple(shape[1:])
             scratch = tuple(np.empty(scratch_shape, dtype) for _ in self.outputs)
-            call = (fills, bar_fills, kernel, scratch)
             if default:
-                self._pair_calls[key] = call
-        fills, bar_fills, kernel, scratch = call
+                self._pair_scratch[key] = scratch
         inputs = self.spec["adjoint_inputs"]
         for n, fill in fills:
             fill(late[n])
             if n in early:
                 fill(early[n])
-        for c, fill in zip(self.spec["adjoint_cotangents"], bar_fills):
+        for c, fill in bar_fills:
             fill(padded_bars[c])
         kernel(
             *[late[n] for n in inputs], *[early[n] for n in inputs if n in self.outputs],
-            *[padded_bars[c] for c in self.spec["adjoint_cotangents"]], *[params[p] for p in self.params],
+            *[padded_bars[c] for c in cotangents], *[params[p] for p in self.params],
             *[adj[n] for n in self.wrt_fields], *[bool(add.get(n, False)) for n in self.wrt_fields], *scratch,
         )
 
@@ -451,7 +452,7 @@ class CompiledStencil:
         if not self.spec["has_param_kernel"]:
             return {p: 0.0 for p in self.wrt_params}
         inputs = self.spec["param_inputs"]
-        fills, kernel = self._call("param_gradients", self.padded_shape(next(iter(bars.values())).shape), inputs)
+        fills, _, kernel = self._call("param_gradients", self.padded_shape(next(iter(bars.values())).shape), inputs)
         for n, fill in fills:
             fill(padded[n])
         sums = kernel(
@@ -466,7 +467,7 @@ class CompiledStencil:
         names = self.spec.get("diagonal_fields", [])
         if not names:
             return {}
-        fills, kernel = self._call("diagonal_min", padded[self.inputs[0]].shape, self.inputs)
+        fills, _, kernel = self._call("diagonal_min", padded[self.inputs[0]].shape, self.inputs)
         for n, fill in fills:
             fill(padded[n])
         lows = kernel(*[padded[n] for n in self.inputs], *[params[p] for p in self.params])
