@@ -16,8 +16,21 @@ from dpgen.codegen.plan import exact_rewrites
 from dpgen.config import override
 from dpgen.stencils import diffusion, laplacian, upwind
 
+def _two_states_1d():
+    """Two coupled nonlinear states, a constant, a halo of 2."""
+    a, b, k = (dp.Field(n, 1) for n in "abk")
+    dt = sp.Symbol("dt")
+    return dp.Stencil("two_states_1d", {
+        a: a[0] + dt * (k[0] * (a[1] - a[-1]) + (a[2] - 2 * a[0] + a[-2]) / 2 + b[0] * a[-1]),
+        b: b[0] - dt * k[0] * (b[1] - b[-1]) + dt * a[0] ** 2,
+    })
+
+
 STENCILS = {
     "upwind_1d": (lambda: upwind(1), (29,)),
+    # long enough for the 1-D pair's fused loop (chunks of more than AHEAD_ROWS + halo rows)
+    "upwind_1d_long": (lambda: upwind(1), (1601,)),
+    "two_states_1d": (_two_states_1d, (1303,)),
     "upwind_2d": (lambda: upwind(2), (7, 5)),
     "upwind_3d": (lambda: upwind(3), (5, 4, 6)),
     "diffusion_2d": (lambda: diffusion(ndim=2), (9, 6)),
@@ -65,8 +78,9 @@ def test_pair_equals_two_single_steps_bit_for_bit(name, threshold):
     start = {n: rng.standard_normal(k.padded_shape(grid)) for n in constants}
     with override(parallel_threshold=threshold):
         expected = _two_single_steps(k, late, early, bars, params, constants, start)
-        # rows per chunk: 1, 2, 3 (not dividing the grid), the default; 1 to 3 workers
-        for rows in (1, 2, 3, None):
+        # rows per chunk: 1, 2, 3 (not dividing the grid), 600 (1-D: the fused loop and
+        # its tail run), the default; 1 to 3 workers
+        for rows in (1, 2, 3, 600, None):
             for workers in (1, 2, 3, None):
                 adj = {n: start[n].copy() if n in constants else np.empty(k.padded_shape(grid)) for n in k.wrt_fields}
                 padded_bars = {c: b.copy() for c, b in bars.items()}
@@ -76,9 +90,9 @@ def test_pair_equals_two_single_steps_bit_for_bit(name, threshold):
                     np.testing.assert_array_equal(k.grid_cells(adj[n]), expected[n], err_msg=f"{n} rows={rows} w={workers}")
 
 
-def test_pair_rows_keep_chunks_near_a_megabyte_and_share_the_grid():
+def test_pair_rows_keep_chunks_near_their_size_and_share_the_grid():
     k = dp.compile(upwind(1))
-    assert k.pair_rows((10**6 + 2,), 8, 2) == 131072  # 1 MiB of intermediate cotangent
+    assert k.pair_rows((10**6 + 2,), 8, 2) == 16384  # 1-D: 128 KiB of intermediate cotangent
     assert k.pair_rows((10**4 + 2,), 8, 2) == 5000  # at most a worker's share
     k3 = dp.compile(diffusion(ndim=3))
     assert k3.pair_rows((102, 102, 102), 8, 2) == 13  # 1 MiB of 83 kB rows

@@ -14,9 +14,16 @@ Measured on 2 cores: the 1-D upwind pair at 10^6 cells with every array in the L
 cache, 1.35 against 1.6-1.7 ms for two single steps. In rollouts (``python -m
 benchmarks run``, DPGEN_FUSE_ADJOINT_STEPS=0 and 1 alternating): upwind 10^4 cells x
 1000 steps, value + gradient 40-41.5 against 34.6 ms; diffusion 1024^2 x 100, 220-222
-against 207-215 ms; upwind 10^6 x 100 unchanged (166 against 165-171 ms: there each
-step's state comes back from memory, and the pair's two streams of it did not overlap
-with its arithmetic any better than one).
+against 207-215 ms.
+
+In 1-D the two stages share one loop (see below). With the stages in separate loops
+over each chunk, the upwind rollout at 10^6 cells x 100 steps did not gain (166 against
+165-171 ms): there each step's state comes back from memory, and the stream of each
+stage's state stopped and restarted with every chunk. In one loop both states stream
+without a break: the reverse sweep alone (kernels called in a loop after a recording
+forward) took 71-73 ms against 89 ms for single steps and 92 ms for the two-loop pair,
+and the rollout's value + gradient 148 against 170 ms unpaired (alternating in one
+process).
 
 The kernel applies where every output of the stencil is also an input (a state) and
 is differentiated, and the adjoint is the fold-free periodic one
@@ -34,18 +41,24 @@ takes a contiguous run of chunks. States get the cotangent before step ``t - 1``
 (``add__`` as usual); a time-constant field gets both steps' contributions (``add__``:
 on top of its value).
 
-Loops, per chunk of rows ``[r0__, r0__ + L__)``:
+Loops, per chunk of rows ``[r0__, r0__ + L__)``, in 2-D and 3-D:
 
 1. the intermediate cotangents into ``mid__<y>`` (rows ``r0__ - lo`` to ``r0__ + L__ +
    hi``): the wrapped low rows, the chunk's own rows (which also add the first step's
    part of the constant fields' gradients), the wrapped high rows;
-2. in 2-D and 3-D, the periodic fill of ``mid__<y>`` along axes 1 and 2;
+2. the periodic fill of ``mid__<y>`` along axes 1 and 2;
 3. the chunk's rows of the second step, reading ``mid__<y>`` and ``early__<a>``.
+
+In 1-D the vectorized loop runs along axis 0 itself, and stage 1 runs
+:data:`AHEAD_ROWS` (plus the halo) rows ahead of stage 2 in one loop: the wrapped low
+rows; stage 1 alone on the first ``K`` own rows; both stages, stage 1 at row ``m__ +
+K`` and stage 2 at row ``m__``; the wrapped high rows; stage 2 alone on the last rows.
+Each row still gets stage 1 before stage 2, in the same order of additions.
 
 Rows are read through views, so that every inner loop indexes from 0 (see
 :class:`~dpgen.codegen.plan.RowViews`): in 1-D one view per array and offset per chunk
-(``a__c1 = a[r0__ + 1:]``), in 2-D and 3-D one per array and row offset per row
-(``a__p1 = a[g0 + 1]``).
+(``a__c1 = a[r0__ + 1:]``; the last loop's from row ``r0__ + E__``, ``a__e1``), in 2-D
+and 3-D one per array and row offset per row (``a__p1 = a[g0 + 1]``).
 """
 
 from __future__ import annotations
@@ -54,6 +67,14 @@ from ..adjoint import AdjointStencil
 from ..symbolic import Access
 from .plan import Hoister, Kernel, Loop, _full_loops, _is_cotangent, _plus, halo_plan, periodic_gather_block
 from .printer import NumbaPrinter
+
+
+#: 1-D: rows by which stage 1 runs ahead of stage 2 in their fused loop, beyond the
+#: halo. LLVM vectorizes a loop that stores ``mid__<y>[m__ + d]`` and loads
+#: ``mid__<y>[m__]`` only if the distance is safe for its vector width and, for store-to-
+#: load forwarding, ``d`` is at least 64 vector lengths (``LoopAccessAnalysis``: 256
+#: doubles at 4 per vector); 520 leaves room for 8 per vector.
+AHEAD_ROWS = 520
 
 
 def pair_applies(adj: AdjointStencil, periodic: bool) -> bool:
@@ -76,27 +97,40 @@ class _Views:
     ``at(array, q)`` prints the access of ``array`` at padded offset ``q`` from the loop's
     cell. ``rows`` gives, per array kind (``"mid"``: the chunk's buffers; ``"field"``:
     the whole-grid arrays), the index of the cell's row as ``(expression, constant)``,
-    the row of offset ``q`` being ``expression + constant + q[0]``. ``chunked`` (1-D):
-    whole-grid arrays are read through views from the chunk's first row.
+    the row of offset ``q`` being ``expression + constant + q[0]``.
+
+    1-D only: ``chunked`` loops read whole-grid arrays through views from row ``bases
+    ["field"]`` (``a__c1 = a[r0__ + 1:]``, named with ``tag``) at ``m__ + shift``; with
+    ``bases["mid"]`` the chunk's buffers are read through views too.
     """
 
-    def __init__(self, nd: int, chunked: bool, rows: dict[str, tuple[str, int]]):
+    def __init__(self, nd: int, chunked: bool, rows: dict[str, tuple[str, int]], tag: str = "c",
+                 shift: int = 0, bases: dict[str, str] | None = None):
         self.nd, self.chunked, self.rows = nd, chunked, rows
+        self.tag, self.shift, self.bases = tag, shift, bases or {"field": "r0__"}
         self.plane: dict[tuple[str, int], str] = {}
         self.chunk: dict[tuple[str, int], str] = {}
 
+    def _kind(self, array: str) -> str:
+        return "mid" if array.startswith("mid__") else "field"
+
     def _row(self, array: str, q0: int) -> str:
-        var, const = self.rows["mid" if array.startswith("mid__") else "field"]
+        var, const = self.rows[self._kind(array)]
         return _plus(var, const + q0)
 
     def at(self, array: str, q: tuple[int, ...]) -> str:
         if self.nd == 1:
-            if self.chunked and not array.startswith("mid__"):
-                name = self.chunk.setdefault((array, q[0]), f"{array}__c{q[0]}")
-                return f"{name}[m__]"
+            if self.chunked and self._kind(array) in self.bases:
+                name = self.chunk.setdefault((array, q[0]), f"{array}__{self.tag}{q[0]}")
+                return f"{name}[{_plus('m__', self.shift)}]"
             return f"{array}[{self._row(array, q[0])}]"
         name = self.plane.setdefault((array, q[0]), f"{array}__p{q[0]}")
         return f"{name}[{', '.join(_plus(f'g{axis}', k) for axis, k in enumerate(q) if axis > 0)}]"
+
+    def chunk_lines(self) -> tuple[str, ...]:
+        """1-D: the views the loop reads through, made once per chunk."""
+        return tuple(f"{name} = {array}[{_plus(self.bases[self._kind(array)], q0)}:]"
+                     for (array, q0), name in self.chunk.items())
 
     def plane_lines(self) -> tuple[str, ...]:
         """2-D, 3-D: the views of the rows the loop reads, made in its axis-0 loop."""
@@ -153,38 +187,65 @@ def plan_adjoint_periodic_pair(
         return Loop("m__", "0", count, False, (f"row_{name}", _full_loops("g", nd, "n", f"cell_{name}", first=1)))
 
     blocks: dict[str, tuple[str, ...]] = {}
-    chunk_views: dict[tuple[str, int], str] = {}
+    chunk_lines: list[str] = []
     loops: list[Loop | str] = ["chunk"]
-    # Stage 1, the cotangents after step t - 1 into mid__<y>, whose row 0 is grid row r0__ - lo0:
-    # (loop, rows, the cell's row in mid__ less lo0, its grid row, whether they are the chunk's own)
-    stage1 = (
-        ("low", str(lo0), ("m__", -lo0), f"(r0__ - {lo0} + m__) % n0" if lo0 else "r0__", False),
-        ("own", "L__", ("m__", 0), "r0__ + m__", True),
-        ("high", str(hi0), ("L__ + m__", 0), "(r0__ + L__ + m__) % n0", False),
-    )
-    for name, count, mid_row, grid_row, own in stage1:
-        views = _Views(nd, chunked=own, rows={"mid": mid_row, "field": ("g0", 0)})
+
+    def late_cells(views: _Views, own: bool) -> tuple[str, ...]:
+        """Stage 1 at one cell: its cotangent after step t - 1 into ``mid__<y>`` (own rows: and the constants)."""
         body = gather(views, "pbar", late=True)
         body += [f"{views.at(f'mid__{y}', lo)} = acc__{y}" for y in states]
         # the wrapped rows belong to other chunks: only the own rows add to the constants' gradients
-        blocks[f"cell_{name}"] = (*body, *(stores(views, constants, False) if own else ()))
-        chunk_views.update(views.chunk)
+        return (*body, *(stores(views, constants, False) if own else ()))
+
+    def early_cells(views: _Views) -> tuple[str, ...]:
+        """Stage 2 at one of the chunk's own cells: the cotangents before step t - 1, reading ``mid__<y>``."""
+        return (*gather(views, "mid", late=False), *stores(views, states, False), *stores(views, constants, True))
+
+    def add_loop(name: str, count: str, grid_row: str | None, views: _Views, cells: tuple[str, ...]) -> None:
+        blocks[f"cell_{name}"] = cells
+        chunk_lines.extend(line for line in views.chunk_lines() if line not in chunk_lines)
         loops.append(axis0_loop(name, count, grid_row, views))
-    if nd > 1:
+
+    # Stage 1 into mid__<y>, whose row 0 is grid row r0__ - lo0: the wrapped low rows
+    wrapped_low = f"(r0__ - {lo0} + m__) % n0" if lo0 else "r0__"
+    views = _Views(nd, chunked=False, rows={"mid": ("m__", -lo0), "field": ("g0", 0)})
+    add_loop("low", str(lo0), wrapped_low, views, late_cells(views, own=False))
+    wrapped_high = (f"(r0__ + L__ + m__) % n0", _Views(nd, chunked=False, rows={"mid": ("L__ + m__", 0), "field": ("g0", 0)}))
+    if nd == 1:
+        # One streaming loop: stage 1 runs AHEAD rows in front of stage 2 (see the module docstring)
+        ahead = AHEAD_ROWS + hi0
+        blocks["chunk_tail"] = (f"E__ = max(L__ - {ahead}, 0)",)
+        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+        add_loop("own", f"min(L__, {ahead})", None, views, late_cells(views, own=True))
+        late = _Views(nd, chunked=True, rows={"mid": ("m__", ahead), "field": ("g0", 0)}, shift=ahead)
+        early_views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+        add_loop("fused", "E__", None, late, (*late_cells(late, own=True), *early_cells(early_views)))
+        chunk_lines.extend(line for line in early_views.chunk_lines() if line not in chunk_lines)
+        add_loop("high", str(hi0), wrapped_high[0], wrapped_high[1], late_cells(wrapped_high[1], own=False))
+        # the last rows of stage 2 through views from row E__, so that the loop starts at 0
+        # (LLVM did not vectorize it starting at E__: "unsafe indirect dependence")
+        tail = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)}, tag="e",
+                      bases={"field": "r0__ + E__", "mid": "E__"})
+        cells = early_cells(tail)
+        blocks["cell_early"] = cells
+        tail_lines = tail.chunk_lines()
+        loops.append("chunk_tail_views")
+        blocks["chunk_tail_views"] = tail_lines
+        loops.append(axis0_loop("early", "L__ - E__", None, tail))
+    else:
+        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+        add_loop("own", "L__", "r0__ + m__", views, late_cells(views, own=True))
+        add_loop("high", str(hi0), wrapped_high[0], wrapped_high[1], late_cells(wrapped_high[1], own=False))
         blocks["fill_mid"] = tuple(line for y in states
                                    for ax in halo_plan(("periodic",) * nd, s.halo, f"mid__{y}")[1:] for line in ax.fill)
         loops.append("fill_mid")
-    # Stage 2, the chunk's own rows of step t - 1: reads mid__<y> and the states before it
-    views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
-    body = gather(views, "mid", late=False)
-    blocks["cell_early"] = (*body, *stores(views, states, False), *stores(views, constants, True))
-    chunk_views.update(views.chunk)
-    loops.append(axis0_loop("early", "L__", "r0__ + m__", views))
+        # Stage 2, the chunk's own rows of step t - 1: reads mid__<y> and the states before it
+        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+        add_loop("early", "L__", "r0__ + m__", views, early_cells(views))
 
-    chunk = ["r0__ = c__ * rows__", "L__ = min(rows__, n0 - r0__)"]
     # 1-D: the views from the chunk's first row that its own-row loops read through
-    chunk += [f"{v} = {array}[{_plus('r0__', q0)}:]" for (array, q0), v in chunk_views.items()]
-    blocks["chunk"] = tuple(chunk)
+    blocks["chunk"] = ("r0__ = c__ * rows__", "L__ = min(rows__, n0 - r0__)", *blocks.pop("chunk_tail", ()),
+                       *chunk_lines)
     # each worker w__ takes a contiguous run of chunks, through its own part of the scratch buffers
     blocks["worker"] = tuple(f"mid__{y} = scratch__{y}[w__]" for y in states)
 
