@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import ShapeError, UnknownArgumentError
-from .runtime.twins import squared_misfit
+from .runtime.twins import copy_into, squared_misfit
 
 State = Mapping[str, np.ndarray]
 
@@ -46,9 +46,26 @@ class Loss:
             raise ValueError(f"loss observes step(s) {bad} outside 0..{total}")
         return steps
 
-    def evaluate(self, t: int, state: State) -> tuple[float, dict[str, np.ndarray]]:
-        """:meth:`value_and_grad` with its gradient checked against the state."""
-        value, grads = self.value_and_grad(t, state)
+    def value_and_grad_into(
+        self, t: int, state: State, out: Mapping[str, np.ndarray]
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """:meth:`value_and_grad`, free to write the gradient of a field in ``out`` into ``out[field]``.
+
+        ``out`` holds buffers the caller owns, shaped like the state. This default writes
+        nothing there; a loss that overrides it saves a new array per call (a rollout
+        passes the buffer its reverse sweep starts from).
+        """
+        return self.value_and_grad(t, state)
+
+    def evaluate(
+        self, t: int, state: State, out: Mapping[str, np.ndarray] | None = None
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """:meth:`value_and_grad` with its gradient checked against the state.
+
+        With ``out`` (buffers per state field), a gradient for a field in ``out`` is
+        returned in that buffer: written there by :meth:`value_and_grad_into`, or copied.
+        """
+        value, grads = self.value_and_grad(t, state) if out is None else self.value_and_grad_into(t, state, out)
         checked = {}
         for name, g in grads.items():
             if name not in state:
@@ -62,6 +79,9 @@ class Loss:
                     f"loss gradient for {name!r} at step {t} has shape {g.shape}; the state has "
                     f"shape {state[name].shape}"
                 )
+            if out is not None and name in out and g is not out[name]:
+                copy_into(out[name], g)
+                g = out[name]
             checked[name] = g
         return float(value), checked
 
@@ -100,15 +120,23 @@ class L2(Loss):
             self.target = np.asarray(target)
             self.steps = None if steps is None else tuple(steps)
 
-    def value_and_grad(self, t: int, state: State) -> tuple[float, dict[str, np.ndarray]]:
+    def _misfit(self, t: int, state: State, out: np.ndarray | None) -> tuple[float, dict[str, np.ndarray]]:
         if self.field not in state:
             raise UnknownArgumentError(f"L2 loss on {self.field!r}, which is not a state field ({', '.join(state)})")
         target = self.target if self.targets is None else self.targets[t]
         x = state[self.field]
         if target.shape != x.shape:
             raise ShapeError(f"L2 target for {self.field!r} has shape {target.shape}; the state has {x.shape}")
-        squares, gradient = squared_misfit(x, target, 2.0 * self.weight)  # one pass over the state
+        squares, gradient = squared_misfit(x, target, 2.0 * self.weight, out)  # one pass over the state
         return self.weight * squares, {self.field: gradient}
+
+    def value_and_grad(self, t: int, state: State) -> tuple[float, dict[str, np.ndarray]]:
+        return self._misfit(t, state, None)
+
+    def value_and_grad_into(
+        self, t: int, state: State, out: Mapping[str, np.ndarray]
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        return self._misfit(t, state, out.get(self.field))
 
 
 class FunctionLoss(Loss):

@@ -443,7 +443,9 @@ class Rollout:
         def observe(t: int, current) -> None:
             nonlocal value
             if not forward_done and t in observed and t not in loss_grads:
-                v, g = loss.evaluate(t, run.grid_state(current))
+                # the final step's gradient straight into the buffers the reverse sweep starts from
+                out = run.seed_buffers() if t == self.steps else None
+                v, g = loss.evaluate(t, run.grid_state(current), out)
                 value += v
                 loss_grads[t] = g
 
@@ -548,6 +550,7 @@ class Rollout:
 
         result: dict[str, np.ndarray | float] = {n: cot[n] for n in names if n in state}
         result.update(run.finish_gradients())
+        run.recycle_adjoint_buffers(result)
         run.give_back(issued=recycle)  # the reverse sweep has dropped every tape
         return value, result
 
@@ -618,6 +621,7 @@ class _Run:
         self._views: dict[int, tuple[slice, ...] | None] = {}
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
+        self._seeds: dict[str, np.ndarray] | None = None  # see seed_buffers
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -877,34 +881,48 @@ class _Run:
         self._cotangent_padding = {i: e for i, e in self._cotangent_padding.items() if i in live}
         return result
 
+    def seed_buffers(self) -> dict[str, np.ndarray]:
+        """Where the final state's cotangents go: grid cells of padded buffers, per state field.
+
+        Where the last operator to write a state field has a periodic adjoint, its
+        cotangent lives in the grid cells of a padded buffer of that operator's halo,
+        so the first reverse step runs the fold-free periodic adjoint like every later
+        one. The buffer is a kept one where the layouts agree. The loss writes its
+        gradient there (:meth:`~dpgen.losses.Loss.evaluate` with ``out``): a new array
+        per call cost the 1-D upwind rollout at 10^6 cells 6 ms in fresh pages.
+        """
+        if self._seeds is None:
+            self._seeds = {}
+            seen: set[str] = set()
+            for k in reversed(self.ops):
+                names = [n for n in k.outputs if n in self.rollout.step.state and n not in seen]
+                seen.update(k.outputs)
+                if not names or not isinstance(k, CompiledStencil) or not k.spec["has_periodic_adjoint"]:
+                    continue
+                shape = k.padded_shape(self.grid_shape)
+                for n in names:
+                    buffer = self.empty() if shape == self.padded_shape else np.empty(shape, self.dtype)
+                    cells = k.grid_cells(buffer)
+                    self._cotangent_padding[id(cells)] = (cells, buffer, k.halo)
+                    self._seeds[n] = cells
+        return self._seeds
+
     def seed_cotangents(self, grads: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:
         """The final state's cotangents (``None``: zero), laid out for the first adjoint to read them.
 
-        Where the last operator to write a state field has a periodic adjoint, the
-        cotangent becomes the grid cells of a padded buffer of that operator's halo (one
-        copy), so the first reverse step runs the fold-free periodic adjoint like every
-        later one. The buffer is a kept one where the layouts agree, and the loss's own
-        array is released before the sweep allocates its adjoint buffers: a store-all
-        call peaks one grid array lower (5.6 against 6.6 grid arrays, 1-D upwind).
+        In the buffers of :meth:`seed_buffers` (copied there unless the loss wrote them
+        there), else as given.
         """
         cot = dict(grads)
-        seen: set[str] = set()
-        for k in reversed(self.ops):
-            names = [n for n in k.outputs if n in cot and n not in seen]
-            seen.update(k.outputs)
-            if not names or not isinstance(k, CompiledStencil) or not k.spec["has_periodic_adjoint"]:
+        for n, cells in self.seed_buffers().items():
+            if n not in cot:
                 continue
-            shape = k.padded_shape(self.grid_shape)
-            for n in names:
-                # a kept buffer where the layouts agree (no fresh pages to fault in)
-                buffer = self.empty() if shape == self.padded_shape else np.empty(shape, self.dtype)
-                cells = k.grid_cells(buffer)
-                if cot[n] is None:
-                    cells[...] = 0.0
-                else:
-                    copy_into(cells, cot[n])
-                cot[n] = cells
-                self._cotangent_padding[id(cells)] = (cells, buffer, k.halo)
+            if cot[n] is None:
+                cells[...] = 0.0
+            elif cot[n] is not cells:
+                copy_into(cells, cot[n])
+            cot[n] = cells
+        self._seeds = {}  # the sweep frees each buffer once it has read it
         return {n: self.zeros() if g is None else g for n, g in cot.items()}
 
     def _padded_cotangents(self, bars: Mapping[str, np.ndarray], k: CompiledStencil) -> dict[str, np.ndarray] | None:
@@ -935,9 +953,26 @@ class _Run:
         pair = self._adjoint_pairs.get(key)
         if pair is None:
             shape = k.padded_shape(self.grid_shape)
-            pair = self._adjoint_pairs[key] = [np.empty(shape, self.dtype) for _ in range(2)]
+            # kept buffers where the layouts agree (see recycle_adjoint_buffers)
+            pair = self._adjoint_pairs[key] = [
+                self.empty(track=False) if shape == self.padded_shape else np.empty(shape, self.dtype)
+                for _ in range(2)
+            ]
         pair.reverse()
         return pair[0]
+
+    def recycle_adjoint_buffers(self, results: Mapping[str, object]) -> None:
+        """Keep, for the next call, the adjoint buffers that no array in ``results`` lies in.
+
+        Of the two buffers per field (:meth:`_alternate`) one holds the initial state's
+        gradient, which the caller gets; the other is free once the sweep is done (a
+        new one per call cost the 1-D upwind rollout at 10^6 cells some ms in fresh pages).
+        """
+        returned = [r for r in results.values() if isinstance(r, np.ndarray)]
+        for pair in self._adjoint_pairs.values():
+            self.spare.extend(b for b in pair if b.shape == self.padded_shape
+                              and not any(np.may_share_memory(b, r) for r in returned))
+        self._adjoint_pairs = {}
 
     def _reverse_operator(self, t, k, recorded, env, out_cot, env_cot) -> None:
         """Reverse of a step operator: its vjp on grid arrays, routed like a stencil's."""

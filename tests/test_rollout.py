@@ -164,6 +164,45 @@ def test_trajectory_loss_and_function_loss():
     np.testing.assert_allclose(grads["d"], np.full(32, 1 / 32), rtol=1e-12)
 
 
+def test_losses_write_their_gradient_into_buffers_they_are_given():
+    rng = np.random.default_rng(4)
+    x, target = rng.standard_normal(7), rng.standard_normal(7)
+    out = np.full(9, np.nan)[1:-1]  # the grid cells of a padded buffer
+    l2 = dp.losses.L2(target, field="d", weight=0.5)
+    value, grads = l2.evaluate(3, {"d": x}, {"d": out})
+    assert grads["d"] is out and value == pytest.approx(0.5 * np.sum((x - target) ** 2), rel=1e-14)
+    np.testing.assert_array_equal(out, l2.value_and_grad(3, {"d": x})[1]["d"])
+
+    def user_loss(t, state):  # returns an array of its own: copied into the buffer
+        return float(state["d"].sum()), {"d": np.arange(7.0)}
+
+    out[...] = np.nan
+    grads = dp.losses.as_loss(user_loss).evaluate(3, {"d": x}, {"d": out})[1]
+    assert grads["d"] is out
+    np.testing.assert_array_equal(out, np.arange(7.0))
+
+
+def test_the_final_loss_gradient_lands_where_the_reverse_sweep_starts(monkeypatch):
+    """The L2 gradient of the final state is written into the padded buffer the first
+    adjoint reads (no array of its own), with the same bits as a loss whose gradient is copied."""
+    import dpgen.losses as losses
+
+    sim, inputs, loss = problem(1, steps=6)
+    written = []
+    original = losses.squared_misfit
+    monkeypatch.setattr(losses, "squared_misfit", lambda *a: written.append(a[3]) or original(*a))
+    value, grads = sim.value_and_grad(loss, **inputs)
+    assert len(written) == 1 and written[0] is not None and written[0].base is not None  # grid cells of a buffer
+
+    def copied(t, state):  # the same loss as a callable: its gradient is a new array, copied
+        return loss.value_and_grad(t, state)
+
+    other_value, other = sim.value_and_grad(copied, **inputs)
+    assert other_value == value
+    for name in grads:
+        np.testing.assert_array_equal(other[name], grads[name])
+
+
 @pytest.mark.parametrize("ndim", [1, 2])
 def test_run_value_and_trajectory_agree_with_reused_buffers(ndim):
     """run() and value() write each step over the state of two steps ago; the results
@@ -361,6 +400,12 @@ def test_kept_buffers_never_alias_what_a_call_returned():
     for name in grads:
         np.testing.assert_array_equal(second[name], grads[name])
     assert fresh._spare_buffers == {} and sim._spare_buffers  # kept only where asked
+    # the free adjoint buffer is kept too, and no kept buffer holds a returned gradient
+    (kept_buffers,) = sim._spare_buffers.values()
+    assert not any(np.may_share_memory(b, g) for b in kept_buffers for g in second.values())
+    count = len(kept_buffers)
+    sim.value_and_grad(loss, **moved)
+    assert len(next(iter(sim._spare_buffers.values()))) == count  # bounded: no growth from call to call
 
     # a loss that keeps the states it sees (keeps_state = True): its arrays stay intact
     seen = []

@@ -146,18 +146,21 @@ def _misfit_3d(x, target, scale, out):
 _MISFITS = {1: _misfit_1d, 2: _misfit_2d, 3: _misfit_3d}
 
 
-def squared_misfit(x: np.ndarray, target: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
-    """``sum((x - target)**2)`` and ``scale * (x - target)`` (a new array), in one pass.
+def squared_misfit(
+    x: np.ndarray, target: np.ndarray, scale: float, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """``sum((x - target)**2)`` and ``scale * (x - target)`` (in ``out``, or a new array), in one pass.
 
-    ``x`` may be a strided view (the grid cells of a padded state): NumPy would make the
-    difference on one core, and then take two more passes for the sum and the scaling
-    (3.3 against 0.6 ms at 10^6 cells).
+    ``x`` and ``out`` may be strided views (the grid cells of padded arrays): NumPy would
+    make the difference on one core, and then take two more passes for the sum and the
+    scaling (3.3 against 0.6 ms at 10^6 cells).
 
     >>> value, grad = squared_misfit(np.array([1.0, 3.0]), np.array([0.0, 1.0]), 2.0)
     >>> value, grad.tolist()
     (5.0, [2.0, 4.0])
     """
-    out = np.empty(x.shape, np.result_type(x, target))
+    if out is None:
+        out = np.empty(x.shape, np.result_type(x, target))
     kernel = _MISFITS.get(x.ndim)
     if kernel is None or x.dtype != out.dtype or np.asarray(target).dtype != out.dtype:
         np.subtract(x, target, out=out)
