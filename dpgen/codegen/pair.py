@@ -22,7 +22,7 @@ over each chunk, the upwind rollout at 10^6 cells x 100 steps did not gain (166 
 stage's state stopped and restarted with every chunk. In one loop both states stream
 without a break: the reverse sweep alone (kernels called in a loop after a recording
 forward) took 71-73 ms against 89 ms for single steps and 92 ms for the two-loop pair,
-and the rollout's value + gradient 148 against 170 ms unpaired (alternating in one
+and the rollout's value + gradient 132 against 152 ms unpaired (alternating in one
 process).
 
 The kernel applies where every output of the stencil is also an input (a state) and
@@ -206,46 +206,43 @@ def plan_adjoint_periodic_pair(
         chunk_lines.extend(line for line in views.chunk_lines() if line not in chunk_lines)
         loops.append(axis0_loop(name, count, grid_row, views))
 
-    # Stage 1 into mid__<y>, whose row 0 is grid row r0__ - lo0: the wrapped low rows
+    # Stage 1 into mid__<y>, whose row 0 is grid row r0__ - lo0: the wrapped low rows ...
     wrapped_low = f"(r0__ - {lo0} + m__) % n0" if lo0 else "r0__"
     views = _Views(nd, chunked=False, rows={"mid": ("m__", -lo0), "field": ("g0", 0)})
     add_loop("low", str(lo0), wrapped_low, views, late_cells(views, own=False))
-    wrapped_high = (f"(r0__ + L__ + m__) % n0", _Views(nd, chunked=False, rows={"mid": ("L__ + m__", 0), "field": ("g0", 0)}))
+    # ... and the wrapped high rows, which belong to other chunks too
+    high = _Views(nd, chunked=False, rows={"mid": ("L__ + m__", 0), "field": ("g0", 0)})
+    wrapped_high = "(r0__ + L__ + m__) % n0"
+    in_chunk = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
     if nd == 1:
-        # One streaming loop: stage 1 runs AHEAD rows in front of stage 2 (see the module docstring)
+        # One streaming loop: stage 1 runs `ahead` rows in front of stage 2 (see the module docstring)
         ahead = AHEAD_ROWS + hi0
-        blocks["chunk_tail"] = (f"E__ = max(L__ - {ahead}, 0)",)
-        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
-        add_loop("own", f"min(L__, {ahead})", None, views, late_cells(views, own=True))
-        late = _Views(nd, chunked=True, rows={"mid": ("m__", ahead), "field": ("g0", 0)}, shift=ahead)
-        early_views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
-        add_loop("fused", "E__", None, late, (*late_cells(late, own=True), *early_cells(early_views)))
-        chunk_lines.extend(line for line in early_views.chunk_lines() if line not in chunk_lines)
-        add_loop("high", str(hi0), wrapped_high[0], wrapped_high[1], late_cells(wrapped_high[1], own=False))
-        # the last rows of stage 2 through views from row E__, so that the loop starts at 0
+        add_loop("own", f"min(L__, {ahead})", None, in_chunk, late_cells(in_chunk, own=True))
+        in_front = _Views(nd, chunked=True, rows={"mid": ("m__", ahead), "field": ("g0", 0)}, shift=ahead)
+        add_loop("fused", "E__", None, in_front, late_cells(in_front, own=True) + early_cells(in_chunk))
+        chunk_lines.extend(line for line in in_chunk.chunk_lines() if line not in chunk_lines)
+        add_loop("high", str(hi0), wrapped_high, high, late_cells(high, own=False))
+        # stage 2 alone on the last rows, through views from row E__ so that the loop starts at 0
         # (LLVM did not vectorize it starting at E__: "unsafe indirect dependence")
         tail = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)}, tag="e",
                       bases={"field": "r0__ + E__", "mid": "E__"})
-        cells = early_cells(tail)
-        blocks["cell_early"] = cells
-        tail_lines = tail.chunk_lines()
-        loops.append("chunk_tail_views")
-        blocks["chunk_tail_views"] = tail_lines
-        loops.append(axis0_loop("early", "L__ - E__", None, tail))
+        blocks["cell_early"] = early_cells(tail)
+        blocks["tail_views"] = tail.chunk_lines()
+        loops += ["tail_views", axis0_loop("early", "L__ - E__", None, tail)]
+        chunk_start = (f"E__ = max(L__ - {ahead}, 0)",)
     else:
-        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
-        add_loop("own", "L__", "r0__ + m__", views, late_cells(views, own=True))
-        add_loop("high", str(hi0), wrapped_high[0], wrapped_high[1], late_cells(wrapped_high[1], own=False))
+        add_loop("own", "L__", "r0__ + m__", in_chunk, late_cells(in_chunk, own=True))
+        add_loop("high", str(hi0), wrapped_high, high, late_cells(high, own=False))
         blocks["fill_mid"] = tuple(line for y in states
                                    for ax in halo_plan(("periodic",) * nd, s.halo, f"mid__{y}")[1:] for line in ax.fill)
         loops.append("fill_mid")
         # Stage 2, the chunk's own rows of step t - 1: reads mid__<y> and the states before it
-        views = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
-        add_loop("early", "L__", "r0__ + m__", views, early_cells(views))
+        second = _Views(nd, chunked=True, rows={"mid": ("m__", 0), "field": ("g0", 0)})
+        add_loop("early", "L__", "r0__ + m__", second, early_cells(second))
+        chunk_start = ()
 
     # 1-D: the views from the chunk's first row that its own-row loops read through
-    blocks["chunk"] = ("r0__ = c__ * rows__", "L__ = min(rows__, n0 - r0__)", *blocks.pop("chunk_tail", ()),
-                       *chunk_lines)
+    blocks["chunk"] = ("r0__ = c__ * rows__", "L__ = min(rows__, n0 - r0__)", *chunk_start, *chunk_lines)
     # each worker w__ takes a contiguous run of chunks, through its own part of the scratch buffers
     blocks["worker"] = tuple(f"mid__{y} = scratch__{y}[w__]" for y in states)
 
