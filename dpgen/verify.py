@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .codegen.pair import AHEAD_ROWS
 from .errors import GradientCheckError, NotApplicableError, NotLinearError, WrtError
 from .runtime import CompiledStencil
 
@@ -273,7 +274,10 @@ def check_periodic_adjoint(
     Where the module also has ``adjoint_periodic_pair`` (rollouts run two reverse steps
     per pass with it), the pair is checked the same way against two vjps in a row, at
     new random values of the states for the earlier step, with chunks of one and of
-    three rows: its details are ``"pair <field>"``.
+    three rows: its details are ``"pair <field>"`` (the worst of the two). A 1-D pair
+    runs both steps in one loop only on chunks longer than
+    :data:`~dpgen.codegen.pair.AHEAD_ROWS` plus the halo, so in 1-D it is checked again
+    on random fields of a grid long enough for that (``"pair <field> (long)"``).
     """
     if not k.spec["has_periodic_adjoint"]:
         raise NotApplicableError(
@@ -300,23 +304,46 @@ def check_periodic_adjoint(
 
     def compare(label: str, got: np.ndarray, ref: np.ndarray) -> None:
         diff = float(np.max(np.abs(got - ref)))  # NaN if a ghost leaked in
-        details[label] = math.inf if math.isnan(diff) else diff / max(float(np.max(np.abs(ref))), 1e-300)
+        error = math.inf if math.isnan(diff) else diff / max(float(np.max(np.abs(ref))), 1e-300)
+        details[label] = max(error, details.get(label, 0.0))  # the worst over the chunk sizes
 
     for n in k.wrt_fields:
         compare(n, k.grid_cells(adj[n]), np.asarray(reference[n]))
     if k.spec.get("has_periodic_pair"):
-        early = {n: rng.uniform(-1.0, 1.0, grid) for n in k.outputs}
-        second = k.vjp({y: reference[y] for y in k.outputs}, **{**fields, **early}, **par)
-        for rows in (1, 3):
-            adj = {n: np.full(k.padded_shape(grid), np.nan) for n in k.wrt_fields}
-            k.adjoint_pair_padded({n: padded_nan(g[n]) for n in k.outputs},
-                                  {n: padded_nan(fields[n]) for n in k.needs},
-                                  {n: padded_nan(early[n]) for n in k.outputs}, par, adj, {}, rows=rows)
-            for n in k.wrt_fields:
-                both = np.asarray(second[n]) + (0.0 if n in k.outputs else np.asarray(reference[n]))
-                compare(f"pair {n}", k.grid_cells(adj[n]), both)
+        _check_pair(k, fields, par, g, reference, (1, 3), "", rng, compare)
+        if len(grid) == 1:
+            # the 1-D pair runs its two steps in one loop only on chunks longer than
+            # AHEAD_ROWS plus the halo: check it there too, on fields of a longer grid
+            reach = AHEAD_ROWS + sum(k.halo[0])
+            long_fields, _ = _prepare(k, None, None, (2 * reach + 137,), seed + 1)
+            long_g = {n: rng.standard_normal(2 * reach + 137) for n in k.outputs}
+            long_reference = k.vjp(long_g, **long_fields, **par)
+            _check_pair(k, long_fields, par, long_g, long_reference, (reach + 60, None), " (long)", rng, compare)
     worst = max(details.values(), default=0.0)  # type: ignore[type-var]
     return _finish(CheckResult("periodic adjoint", k.name, worst <= rtol, worst, rtol, details), raise_on_failure)
+
+
+def _check_pair(k: CompiledStencil, fields: Arrays, par: Mapping[str, float], g: Arrays, reference: Arrays,
+                rows: tuple[int | None, ...], suffix: str, rng: np.random.Generator, compare) -> None:
+    """``adjoint_periodic_pair`` against two vjps in a row (``reference``: the first), NaN ghost cells."""
+    grid = np.shape(next(iter(fields.values())))
+    inside = k.interior(grid)
+
+    def padded_nan(values) -> np.ndarray:
+        out = np.full(k.padded_shape(grid), np.nan)
+        out[inside] = values
+        return out
+
+    early = {n: rng.uniform(-1.0, 1.0, grid) for n in k.outputs}
+    second = k.vjp({y: reference[y] for y in k.outputs}, **{**fields, **early}, **par)
+    for chunk in rows:
+        adj = {n: np.full(k.padded_shape(grid), np.nan) for n in k.wrt_fields}
+        k.adjoint_pair_padded({n: padded_nan(g[n]) for n in k.outputs},
+                              {n: padded_nan(fields[n]) for n in k.needs},
+                              {n: padded_nan(early[n]) for n in k.outputs}, par, adj, {}, rows=chunk)
+        for n in k.wrt_fields:
+            both = np.asarray(second[n]) + (0.0 if n in k.outputs else np.asarray(reference[n]))
+            compare(f"pair {n}{suffix}", k.grid_cells(adj[n]), both)
 
 
 ValueAndGrad = Callable[..., tuple[float, Mapping[str, object]]]

@@ -122,7 +122,8 @@ def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghos
 
     periodic = dp.compile(upwind(1), wrt=("d", "u", "dt"))
     result = dp.check_periodic_adjoint(periodic, seed=3)
-    assert result.passed and result.error < 1e-13 and set(result.details) == {"d", "u", "pair d", "pair u"}
+    assert result.passed and result.error < 1e-13
+    assert set(result.details) == {"d", "u", "pair d", "pair u", "pair d (long)", "pair u (long)"}
     report = dp.check_stencil(upwind(1), ("d", "u"))
     assert report.periodic is not None and report.periodic.passed
     assert "periodic rel err" in dp.verify.format_reports([report])
@@ -141,3 +142,32 @@ def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghos
     failed = dp.check_periodic_adjoint(periodic, seed=3)
     assert not failed.passed and failed.error == float("inf")
     assert failed.details["pair d"] == float("inf")  # the pair fills the cotangent halo too
+
+
+def test_periodic_adjoint_check_reaches_the_fused_loop_of_the_1d_pair():
+    """A 1-D pair runs its two steps in one loop only on chunks longer than AHEAD_ROWS plus
+    the halo; a fault there must fail the check although short chunks pass."""
+    from dpgen.codegen.pair import AHEAD_ROWS
+
+    k = dp.compile(upwind(1))
+    k = type(k)(k.module)  # a fresh instance: kernels are looked up once per shape
+    real = k._kernel
+
+    def faulty(name, shape):
+        kernel = real(name, shape)
+        if name != "adjoint_periodic_pair":
+            return kernel
+
+        def pair(*args):
+            kernel(*args)
+            scratch, adj_d = args[-1], args[6]
+            if scratch.shape[1] - 2 > AHEAD_ROWS + 1:  # chunks that take the fused loop
+                adj_d[3] += 1e-3 * abs(adj_d[3]) + 1e-9
+
+        return pair
+
+    k._kernel = faulty
+    result = dp.check_periodic_adjoint(k, seed=3)
+    assert not result.passed
+    assert result.details["pair d"] == 0.0 and result.details["pair d (long)"] > 1e-6
+
