@@ -248,12 +248,23 @@ def test_3d_kernels_read_rows_through_views(threshold):
     stencil = dp.Stencil("rows_3d", {p: a * c[0, 0, 0] * p[1, -1, 0] + sp.tanh(p[-1, 1, 0]) * c[0, 0, 0]
                                         + p[0, 0, 1] - p[0, 0, -1]})
     source = render_module(stencil, ("p", "c")).source
-    forward = kernel_source(source, "forward")
-    # padded offsets (halo 1): p[1, -1, 0] -> row p[i0 + 2, i1] at i2 + 1; p[-1, 1, 0] -> p[i0, i1 + 2]
+    # with ghost cells (edge rule), padded offsets (halo 1): p[1, -1, 0] -> row p[i0 + 2, i1]
+    # at i2 + 1; p[-1, 1, 0] -> p[i0, i1 + 2]
+    p_edge, c_edge = dp.fields("p c", ndim=3, bc="edge")
+    edge = dp.Stencil("rows_3d_edge", {p_edge: stencil.outputs[p].subs({
+        acc: (p_edge if acc.field.name == "p" else c_edge)[acc.offset]
+        for acc in stencil.outputs[p].free_symbols if hasattr(acc, "field")})})
+    forward = kernel_source(render_module(edge, ("p", "c")).source, "forward")
     assert "p__r2_0 = p[i0 + 2, i1]" in forward and "p__r0_2 = p[i0, i1 + 2]" in forward
     assert re.search(r"for i1 in range\(n1\):\n(\s+\w+__r\w+ = .*\n)+\s+for i2 in range\(n2\):", forward)
     assert "p__r2_0[i2 + 1]" in forward and "p__r1_1[i2 + 2]" in forward
     assert not re.search(r"\[i0[^\]]*, i2", forward)  # no 3-index access left
+    # periodic: the rows of wrapped indices, chosen once per row; no ghost cell read
+    forward = kernel_source(source, "forward")
+    assert "p__r1_m1 = p[w0__p1, w1__m1]" in forward and "p__rm1_1 = p[w0__m1, w1__p1]" in forward
+    assert re.search(r"for i1 in range\(n1\):\n(\s+\w+ = .*\n)+\s+for i2 in range\(", forward)
+    assert "p__r1_m1[i2 + 1]" in forward and "p__r0_0[i2 + 2]" in forward and "p__r0_0[(i2 + 1) % n2 + 1]" in forward
+    assert not re.search(r"\[i0[^\]]*, i2", forward)
     periodic = kernel_source(source, "adjoint_periodic")
     assert "pbar__p__r0_2 = pbar__p[j0, j1 + 2]" in periodic and not re.search(r"\[j0[^\]]*, j2", periodic)
 
@@ -271,3 +282,43 @@ def test_3d_kernels_read_rows_through_views(threshold):
         np.testing.assert_allclose(k.forward(**fields, a=0.7)["p"], expected, rtol=1e-14, atol=1e-14)
         result = dp.check_periodic_adjoint(k, fields, {"a": 0.7})
     assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (1, 3), (2, 1), (4, 3, 5), (1, 2, 3), (3, 1, 1)])
+@pytest.mark.parametrize("threshold", [0, 10**12], ids=["parallel", "serial"])
+def test_periodic_forward_reads_wrapped_cells_not_ghosts(shape, threshold):
+    """Fully periodic 2-D and 3-D forward kernels read the wrapped grid cells themselves:
+    inputs with NaN ghost cells (no fill) give the periodic values, on grids smaller than
+    the stencil's reach too."""
+    from dpgen.config import override
+
+    nd = len(shape)
+    p, c = dp.fields("p c", ndim=nd, bc="periodic")
+
+    def at(*offset):  # an offset along the leading axes, 0 along the others
+        return offset + (0,) * (nd - len(offset))
+
+    zero, last = at(), (0,) * (nd - 1)
+    expr = (c[zero] * p[at(-2)] + sp.sin(p[last + (1,)]) - p[last + (-2,)] * p[at(1)]
+            + (p[at(0, 1)] * c[at(0, -1)] if nd == 3 else 0))
+    k = dp.compile(dp.Stencil(f"wrapped_{nd}d", {p: expr}), wrt=("p",))
+    assert k.spec["forward_reads_ghosts"] is False
+    rng = np.random.default_rng(2)
+    fields = {"p": rng.standard_normal(shape), "c": rng.standard_normal(shape)}
+
+    def rolled(name, offset):  # field[i + offset] on the periodic grid
+        return np.roll(fields[name], [-o for o in offset], axis=tuple(range(nd)))
+
+    expected = (fields["c"] * rolled("p", at(-2)) + np.sin(rolled("p", last + (1,)))
+                - rolled("p", last + (-2,)) * rolled("p", at(1))
+                + (rolled("p", at(0, 1)) * rolled("c", at(0, -1)) if nd == 3 else 0))
+    padded = {}
+    for n, v in fields.items():
+        padded[n] = np.full(k.padded_shape(shape), np.nan)
+        padded[n][k.interior(shape)] = v
+    out = np.full(k.padded_shape(shape), np.nan)
+    with override(parallel_threshold=threshold):
+        bad = k.forward_padded(padded, {}, {"p": out})
+    assert bad == 0
+    np.testing.assert_allclose(k.grid_cells(out), expected, rtol=1e-14, atol=1e-14)
+    assert np.isnan(padded["p"]).sum() == out.size - np.prod(shape)  # no ghost was filled

@@ -96,6 +96,8 @@ class KernelPlan:
     #: halo fill of the padded cotangents ``adjoint_periodic`` reads (periodic)
     cotangent_halo_axes: dict[str, tuple[HaloAxis, ...]]
     forward: Kernel
+    #: whether the forward kernel reads the inputs' ghost cells (the caller fills them)
+    forward_reads_ghosts: bool
     adjoint: Kernel | None
     #: the fold-free adjoint of a periodic stencil (see :func:`periodic_adjoint_applies`)
     adjoint_periodic: Kernel | None
@@ -387,9 +389,105 @@ def plan_forward(stencil: Stencil) -> Kernel:
     Outputs are padded too (their ghost cells are not written): a kernel that writes into
     the grid cells of a padded array, rather than into a view of them, gets a contiguous
     array type from Numba and vectorizes its stores (a view is 1.5x slower to write), and
-    rollouts and solvers keep every field in the padded layout with no copies.
+    rollouts and solvers keep every field in the padded layout with no copies. Where
+    :func:`forward_wraps`, the kernel reads no ghost cell (:func:`_wrapped_forward_kernel`).
     """
+    if forward_wraps(stencil):
+        return _wrapped_forward_kernel(stencil)
     return _twins(lambda views: _forward_kernel(stencil, views), rows=True)
+
+
+def forward_wraps(stencil: Stencil) -> bool:
+    """Whether the forward kernel reads periodic neighbours at their wrapped grid cells.
+
+    For 2-D and 3-D stencils whose inputs are all periodic on every axis. Their halo fill
+    before each call wrote some 2 10^4 ghost cells at 100^3, each in a cache line of its
+    own: fill and kernel took 414 against 393 us for the 7-point forward reading wrapped
+    rows instead (alternating in one process). 1-D fills are two cells.
+    """
+    nd = stencil.ndim
+    return nd >= 2 and all(f.bc == ("periodic",) * nd for f in stencil.inputs)
+
+
+def _wrapped_forward_kernel(stencil: Stencil) -> Kernel:
+    """The forward kernel of a fully periodic 2-D or 3-D stencil, reading no ghost cell.
+
+    The rows an axis-0 or axis-1 offset reaches are chosen once per row, by their
+    wrapped index (``w0__m1 = (i0 - 1) % n0 + 1``); along the innermost axis the first
+    and last cells, whose neighbours wrap around, run in loops of their own with wrapped
+    indices, and the cells between in the vectorized loop with plain ones. Every cell
+    evaluates the same statements as :func:`_forward_kernel`'s, so the outputs are the
+    same bits; 3-D kernels read through row views as there.
+    """
+    nd, last = stencil.ndim, stencil.ndim - 1
+    lo = [h[0] for h in stencil.halo]
+    accesses = {a for e in stencil.outputs.values() for a in e.free_symbols if isinstance(a, Access)}
+    reach = [sorted({a.offset[axis] for a in accesses} | {0}) for axis in range(nd)]
+
+    def wrapped(axis: int, o: int) -> str:
+        return f"w{axis}__{'m' if o < 0 else 'p'}{abs(o)}"
+
+    def outer(axis: int, o: int) -> str:  # padded index along an outer axis
+        return _plus(f"i{axis}", lo[axis]) if o == 0 else wrapped(axis, o)
+
+    def inner(o: int, wrap: bool) -> str:  # padded index along the innermost axis
+        if wrap and o != 0:
+            return f"({_plus(f'i{last}', o)}) % n{last} + {lo[last]}"
+        return _plus(f"i{last}", o + lo[last])
+
+    rows: dict[tuple[str, tuple[int, ...]], str] = {}  # 3-D: (array, outer offsets) -> row view
+
+    def at(array: str, offset: tuple[int, ...], wrap: bool) -> str:
+        if nd == 3:
+            tag = "_".join(str(o).replace("-", "m") for o in offset[:2])
+            name = rows.setdefault((array, offset[:2]), f"{array}__r{tag}")
+            return f"{name}[{inner(offset[2], wrap)}]"
+        return f"{array}[{outer(0, offset[0])}, {inner(offset[1], wrap)}]"
+
+    outs = list(stencil.outputs)
+    hoister = Hoister()
+    blocks: dict[str, tuple[str, ...]] = {}
+    for name, wrap in (("cell_wrapped", True), ("cell", False)):
+        printer = NumbaPrinter(lambda a, wrap=wrap: at(a.field.name, a.offset, wrap))
+        block = _cse_block([stencil.outputs[f] for f in outs], [f"v__{f.name}" for f in outs], "=", printer,
+                           itertools.count(), hoister)
+        block += tuple(f"{at(f'out__{f.name}', (0,) * nd, False)} = v__{f.name}" for f in outs)
+        # see _forward_kernel: non-finite outputs counted on the way
+        block += ("bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)",)
+        blocks[name] = block
+    for axis in range(last):
+        blocks[f"wrap{axis}"] = tuple(f"{wrapped(axis, o)} = ({_plus(f'i{axis}', o)}) % n{axis} + {lo[axis]}"
+                                      for o in reach[axis] if o != 0)
+    if nd == 3:
+        blocks["wrap1"] += tuple(f"{name} = {array}[{outer(0, o[0])}, {outer(1, o[1])}]"
+                                 for (array, o), name in rows.items())
+    # the innermost axis: cells [0, a) and [b, n) wrap, [a, b) do not
+    a, b = -min(reach[last]), max(reach[last])
+    n = f"n{last}"
+    split = f"max({a}, {n} - {b})"
+    innermost = (
+        Loop(f"i{last}", "0", f"min({a}, {n})", False, ("cell_wrapped",)),
+        Loop(f"i{last}", str(a), split, False, ("cell",)),
+        Loop(f"i{last}", split, n, False, ("cell_wrapped",)),
+    )
+    body: tuple[Loop | str, ...] = innermost
+    for axis in reversed(range(last)):
+        body = (Loop(f"i{axis}", "0", f"n{axis}", axis == 0, (f"wrap{axis}", *body)),)
+    first_out = f"out__{outs[0].name}"
+    setup = tuple(f"n{axis} = {first_out}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(stencil.halo))
+    setup += hoister.lines(NumbaPrinter(str)) + ("bad__ = 0",)
+    args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
+    args += tuple(f"out__{f.name}" for f in outs)
+    return Kernel(
+        "forward",
+        "Forward stencil of a periodic grid: every output cell from the inputs' grid cells (their ghost "
+        "cells are not read); returns the count of non-finite outputs.",
+        args,
+        setup,
+        body,
+        blocks,
+        "bad__",
+    )
 
 
 def _forward_kernel(stencil: Stencil, views: RowViews) -> Kernel:
@@ -805,6 +903,7 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         halo_axes={f.name: halo_plan(f.bc, s.halo) for f in s.inputs},
         cotangent_halo_axes={c: halo_plan(("periodic",) * s.ndim, s.halo) for c in adjoint_cots} if periodic else {},
         forward=plan_forward(s),
+        forward_reads_ghosts=not forward_wraps(s),
         adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
         adjoint_periodic=plan_adjoint_periodic(adj, adjoint_inputs, adjoint_cots) if periodic else None,
         adjoint_periodic_pair=(

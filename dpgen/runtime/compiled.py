@@ -306,7 +306,9 @@ class CompiledStencil:
         The ghost cells of ``outs`` are not touched. Returns the number of cells with a
         non-finite output (counted inside the kernel).
         """
-        fills, _, kernel = self._call("forward", outs[self.outputs[0]].shape, self.inputs)
+        # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
+        filled = self.inputs if self.spec.get("forward_reads_ghosts", True) else ()
+        fills, _, kernel = self._call("forward", outs[self.outputs[0]].shape, filled)
         for n, fill in fills:
             fill(padded[n])
         return kernel(
