@@ -156,6 +156,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "linear_in": list(plan.linear_in),
         "linear_wrt": plan.linear_wrt,
         "forward_reads_ghosts": plan.forward_reads_ghosts,
+        "periodic_adjoint_reads_ghosts": plan.periodic_adjoint_reads_ghosts,
         "has_adjoint_kernel": plan.adjoint is not None,
         "has_param_kernel": plan.param_gradients is not None,
         "has_periodic_adjoint": plan.adjoint_periodic is not None,

@@ -349,8 +349,8 @@ class CompiledStencil:
         ``padded_bars`` may offer each of them padded as well (shape
         :meth:`padded_shape`, ``bars[y]`` its grid cells): the caller owns these buffers
         and lets their ghost cells be overwritten. A periodic stencil then runs
-        ``adjoint_periodic``, which fills those halos and writes only the grid cells of
-        ``adj``.
+        ``adjoint_periodic``, which writes only the grid cells of ``adj`` (in 1-D after
+        filling those halos; in 2-D and 3-D it reads the wrapped grid cells instead).
 
         Returns
         -------
@@ -365,8 +365,10 @@ class CompiledStencil:
             and padded_bars is not None
             and all(c in padded_bars for c in cotangents)
         )
+        # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
+        fill_free = periodic and not self.spec.get("periodic_adjoint_reads_ghosts", True)
         fills, bar_fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape,
-                                              inputs, cotangents if periodic else ())
+                                              () if fill_free else inputs, cotangents if periodic and not fill_free else ())
         for n, fill in fills:
             fill(padded[n])
         for c, fill in bar_fills:
