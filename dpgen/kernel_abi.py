@@ -20,7 +20,11 @@ change, and say what changed here.
   reverse steps in one pass: inputs at ``t``, ``early__<state>`` at ``t - 1``, padded
   cotangents, parameters, ``adj__<field>`` and ``add__<field>`` (no ``prev__``), then
   one scratch array per state of shape ``(workers, rows per chunk + halo rows, ...)``);
-  ``SPEC["has_periodic_pair"]`` says so.
+  ``SPEC["has_periodic_pair"]`` says so. Later within 4, with the same arguments:
+  ``SPEC["forward_reads_ghosts"]`` and ``SPEC["periodic_adjoint_reads_ghosts"]`` (True
+  where missing) say whether ``forward`` and ``adjoint_periodic`` read ghost cells;
+  on fully periodic 2-D and 3-D grids they read the wrapped grid cells instead, and
+  the runtime fills no halo before them.
 
 This module imports nothing, so loading generated modules stays free of SymPy.
 """

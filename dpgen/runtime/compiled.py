@@ -274,6 +274,8 @@ class CompiledStencil:
     # rollouts call them directly on fields they keep padded between steps. Every
     # method (re)fills the halos of the inputs it reads: cheap (ghost cells only) and
     # always right, even when another stencil with another rule filled them before.
+    # Kernels that read no ghost cell (periodic 2-D and 3-D forward and adjoint, see
+    # SPEC["forward_reads_ghosts"]) get no fill.
 
     def fill_halo(self, name: str, padded: np.ndarray) -> None:
         """Fill the ghost cells of input ``name`` in place (this stencil's rule)."""
