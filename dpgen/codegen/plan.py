@@ -443,7 +443,7 @@ class WrappedCells:
     """Loops over the grid cells of a fully periodic 2-D or 3-D grid that read no ghost cell.
 
     The rows an axis-0 or axis-1 offset reaches are chosen once per row by their wrapped
-    index (``w0__m1 = (i0 + n0 if i0 < 1 else i0)``, padded); along the innermost axis the first ``lo`` and
+    index (padded: ``w0__m1 = (i0 + 0 + n0 if i0 < 1 else i0 + 0)``); along the innermost axis the first ``lo`` and
     last ``hi`` cells, whose neighbours wrap around, run in loops of their own with
     wrapped indices, and the cells between in the vectorized loop with plain ones. Every
     cell evaluates the same statements either way, so kernels give the bits of their
