@@ -275,7 +275,8 @@ class CompiledStencil:
     # method (re)fills the halos of the inputs it reads: cheap (ghost cells only) and
     # always right, even when another stencil with another rule filled them before.
     # Kernels that read no ghost cell (periodic 2-D and 3-D forward and adjoint, see
-    # SPEC["forward_reads_ghosts"]) get no fill.
+    # SPEC["forward_reads_ghosts"]) get no fill; they wrap indices around once, which
+    # needs the grid sizes :meth:`validate` asks for (min_cells: wider than the halo).
 
     def fill_halo(self, name: str, padded: np.ndarray) -> None:
         """Fill the ghost cells of input ``name`` in place (this stencil's rule)."""
