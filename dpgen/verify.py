@@ -289,17 +289,10 @@ def check_periodic_adjoint(
     grid = next(iter(fields.values())).shape
     g = {n: rng.standard_normal(grid) for n in k.outputs}
     reference = k.vjp(g, **fields, **par)
-    inside = k.interior(grid)
-
-    def padded_nan(values: np.ndarray) -> np.ndarray:
-        out = np.full(k.padded_shape(grid), np.nan)
-        out[inside] = values
-        return out
-
-    padded_bars = {n: padded_nan(g[n]) for n in k.outputs}
+    padded_bars = {n: _padded_nan(k, g[n]) for n in k.outputs}
     adj = {n: np.full(k.padded_shape(grid), np.nan) for n in k.wrt_fields}
-    k.adjoint_padded({n: b[inside] for n, b in padded_bars.items()}, {n: padded_nan(fields[n]) for n in k.needs},
-                     par, adj, {}, padded_bars)
+    k.adjoint_padded({n: k.grid_cells(b) for n, b in padded_bars.items()},
+                     {n: _padded_nan(k, fields[n]) for n in k.needs}, par, adj, {}, padded_bars)
     details: dict[str, float | str] = {}
 
     def compare(label: str, got: np.ndarray, ref: np.ndarray) -> None:
@@ -315,32 +308,33 @@ def check_periodic_adjoint(
             # the 1-D pair runs its two steps in one loop only on chunks longer than
             # AHEAD_ROWS plus the halo: check it there too, on fields of a longer grid
             reach = AHEAD_ROWS + sum(k.halo[0])
-            long_fields, _ = _prepare(k, None, None, (2 * reach + 137,), seed + 1)
-            long_g = {n: rng.standard_normal(2 * reach + 137) for n in k.outputs}
+            cells = 2 * reach + 137
+            long_fields, _ = _prepare(k, None, None, (cells,), seed + 1)
+            long_g = {n: rng.standard_normal(cells) for n in k.outputs}
             long_reference = k.vjp(long_g, **long_fields, **par)
             _check_pair(k, long_fields, par, long_g, long_reference, (reach + 60, None), " (long)", rng, compare)
     worst = max(details.values(), default=0.0)  # type: ignore[type-var]
     return _finish(CheckResult("periodic adjoint", k.name, worst <= rtol, worst, rtol, details), raise_on_failure)
 
 
+def _padded_nan(k: CompiledStencil, values: np.ndarray) -> np.ndarray:
+    """``values`` in the grid cells of a padded array whose ghost cells are NaN (a read of one shows)."""
+    out = np.full(k.padded_shape(np.shape(values)), np.nan)
+    k.grid_cells(out)[...] = values
+    return out
+
+
 def _check_pair(k: CompiledStencil, fields: Arrays, par: Mapping[str, float], g: Arrays, reference: Arrays,
                 rows: tuple[int | None, ...], suffix: str, rng: np.random.Generator, compare) -> None:
     """``adjoint_periodic_pair`` against two vjps in a row (``reference``: the first), NaN ghost cells."""
     grid = np.shape(next(iter(fields.values())))
-    inside = k.interior(grid)
-
-    def padded_nan(values) -> np.ndarray:
-        out = np.full(k.padded_shape(grid), np.nan)
-        out[inside] = values
-        return out
-
     early = {n: rng.uniform(-1.0, 1.0, grid) for n in k.outputs}
     second = k.vjp({y: reference[y] for y in k.outputs}, **{**fields, **early}, **par)
     for chunk in rows:
         adj = {n: np.full(k.padded_shape(grid), np.nan) for n in k.wrt_fields}
-        k.adjoint_pair_padded({n: padded_nan(g[n]) for n in k.outputs},
-                              {n: padded_nan(fields[n]) for n in k.needs},
-                              {n: padded_nan(early[n]) for n in k.outputs}, par, adj, {}, rows=chunk)
+        k.adjoint_pair_padded({n: _padded_nan(k, g[n]) for n in k.outputs},
+                              {n: _padded_nan(k, fields[n]) for n in k.needs},
+                              {n: _padded_nan(k, early[n]) for n in k.outputs}, par, adj, {}, rows=chunk)
         for n in k.wrt_fields:
             both = np.asarray(second[n]) + (0.0 if n in k.outputs else np.asarray(reference[n]))
             compare(f"pair {n}{suffix}", k.grid_cells(adj[n]), both)

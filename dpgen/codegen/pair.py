@@ -65,7 +65,8 @@ from __future__ import annotations
 
 from ..adjoint import AdjointStencil
 from ..symbolic import Access
-from .plan import Hoister, Kernel, Loop, _full_loops, _is_cotangent, _plus, halo_plan, periodic_gather_block
+from .plan import (Hoister, Kernel, Loop, _full_loops, _grid_sizes, _is_cotangent, _plus, halo_plan,
+                   periodic_gather_block)
 from .printer import NumbaPrinter
 
 
@@ -247,9 +248,7 @@ def plan_adjoint_periodic_pair(
     blocks["worker"] = tuple(f"mid__{y} = scratch__{y}[w__]" for y in states)
 
     first = states[0]
-    setup = tuple(
-        f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
-    )
+    setup = _grid_sizes(f"pbar__{cotangents[0]}", s.halo)
     setup += (f"W__ = scratch__{first}.shape[0]", f"rows__ = scratch__{first}.shape[1] - {lo0 + hi0}",
               "C__ = (n0 + rows__ - 1) // rows__")
     setup += hoister.lines(NumbaPrinter(str))

@@ -60,6 +60,9 @@ class Kernel:
     serial: "Kernel | None" = None
     #: blocks the ``_serial`` twin emits instead of these (see :func:`_store_lines`)
     serial_blocks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: whether the kernel reads its padded arguments' ghost cells (the caller fills them);
+    #: False for the kernels of :class:`WrappedCells`
+    reads_ghosts: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +99,6 @@ class KernelPlan:
     #: halo fill of the padded cotangents ``adjoint_periodic`` reads (periodic)
     cotangent_halo_axes: dict[str, tuple[HaloAxis, ...]]
     forward: Kernel
-    #: whether the forward kernel reads the inputs' ghost cells (the caller fills them)
-    forward_reads_ghosts: bool
-    #: the same for ``adjoint_periodic`` (inputs and padded cotangents)
-    periodic_adjoint_reads_ghosts: bool
     adjoint: Kernel | None
     #: the fold-free adjoint of a periodic stencil (see :func:`periodic_adjoint_applies`)
     adjoint_periodic: Kernel | None
@@ -338,6 +337,21 @@ def _sums(groups: dict, printer: NumbaPrinter, counter: itertools.count, hoister
     return block, started
 
 
+def _grid_sizes(array: str, halo: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    """``n<axis> = <array>.shape[axis] - lo - hi``: the grid cells of padded ``array`` per axis."""
+    return tuple(f"n{axis} = {array}.shape[{axis}] - {lo + hi}" for axis, (lo, hi) in enumerate(halo))
+
+
+def _count_nonfinite(outs: list) -> str:
+    """The forward kernels' count of cells with a non-finite output (see :func:`_forward_kernel`)."""
+    return "bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)"
+
+
+def _forward_args(stencil: Stencil) -> tuple[str, ...]:
+    return (tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
+            + tuple(f"out__{f.name}" for f in stencil.outputs))
+
+
 def _full_loops(var: str, ndim: int, stop: str, block: str, first: int = 0, rows: str | None = None) -> Loop:
     """Loops over ``var{first}..var{ndim-1}`` in ``[0, stop{axis})``; the outermost parallel.
 
@@ -419,23 +433,19 @@ def _wrapped_forward_kernel(stencil: Stencil) -> Kernel:
         block = _cse_block([stencil.outputs[f] for f in outs], [f"v__{f.name}" for f in outs], "=", printer,
                            itertools.count(), hoister)
         block += tuple(f"{at(f'out__{f.name}', (0,) * stencil.ndim, plain=True)} = v__{f.name}" for f in outs)
-        # see _forward_kernel: non-finite outputs counted on the way
-        return block + ("bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)",)
+        return (*block, _count_nonfinite(outs))
 
-    first_out = f"out__{outs[0].name}"
-    setup = tuple(f"n{axis} = {first_out}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(stencil.halo))
-    args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
-    args += tuple(f"out__{f.name}" for f in outs)
     body, blocks, hoisted = wrapped.loops(cell)
     return Kernel(
         "forward",
         "Forward stencil of a periodic grid: every output cell from the inputs' grid cells (their ghost "
         "cells are not read); returns the count of non-finite outputs.",
-        args,
-        setup + hoisted + ("bad__ = 0",),
+        _forward_args(stencil),
+        _grid_sizes(f"out__{outs[0].name}", stencil.halo) + hoisted + ("bad__ = 0",),
         body,
         blocks,
         "bad__",
+        reads_ghosts=False,
     )
 
 
@@ -443,9 +453,10 @@ class WrappedCells:
     """Loops over the grid cells of a fully periodic 2-D or 3-D grid that read no ghost cell.
 
     The rows an axis-0 or axis-1 offset reaches are chosen once per row by their wrapped
-    index (padded: ``w0__m1 = (i0 + 0 + n0 if i0 < 1 else i0 + 0)``); along the innermost axis the first ``lo`` and
-    last ``hi`` cells, whose neighbours wrap around, run in loops of their own with
-    wrapped indices, and the cells between in the vectorized loop with plain ones. Every
+    index (padded: ``w0__m1 = (i0 + 0 + n0 if i0 < 1 else i0 + 0)``); along the
+    innermost axis the first ``lo`` and last ``hi`` cells, whose neighbours wrap around,
+    run in loops of their own with wrapped indices, and the cells between in the
+    vectorized loop with plain ones. Every
     cell evaluates the same statements either way, so kernels give the bits of their
     ghost-reading versions. 3-D kernels read through 1-D row views made in the axis-1
     loop (see :class:`RowViews`).
@@ -550,19 +561,13 @@ def _forward_kernel(stencil: Stencil, views: RowViews) -> Kernel:
     # One update of the reduction variable per iteration (Numba's parfors allow no more):
     # the sum of v - v over the outputs is NaN as soon as one of them is not finite.
     block += tuple(f"{views.at(f'out__{f.name}', 'i', cell)} = v__{f.name}" for f in outs)
-    block += ("bad__ += not (" + " + ".join(f"(v__{f.name} - v__{f.name})" for f in outs) + " == 0.0)",)
-    first_out = f"out__{outs[0].name}"
-    setup = tuple(
-        f"n{axis} = {first_out}.shape[{axis}] - {lo + hi}" for axis, (lo, hi) in enumerate(stencil.halo)
-    )
-    setup += views.lines() + hoister.lines(printer) + ("bad__ = 0",)
-    args = tuple(f.name for f in stencil.inputs) + tuple(p.name for p in stencil.params)
-    args += tuple(f"out__{f.name}" for f in outs)
+    block += (_count_nonfinite(outs),)
+    setup = _grid_sizes(f"out__{outs[0].name}", stencil.halo) + views.lines() + hoister.lines(printer) + ("bad__ = 0",)
     rows, blocks = _with_rows(views, {"cell": block})
     return Kernel(
         "forward",
         "Forward stencil: every output cell from padded inputs; returns the count of non-finite outputs.",
-        args,
+        _forward_args(stencil),
         setup,
         (_full_loops("i", stencil.ndim, "n", "cell", rows=rows),),
         blocks,
@@ -814,15 +819,15 @@ def _wrapped_periodic_adjoint_kernel(
         return (*block, *_store_lines(wrt, lambda array: at(array, (0,) * nd, plain=True), through_prev=False))
 
     body, blocks, hoisted = WrappedCells(nd, s.halo, "j").loops(cell)
-    setup = tuple(f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo))
     return Kernel(
         "adjoint_periodic",
         "Adjoint of the periodic stencil from the grid cells of padded cotangents (their ghost cells, and "
         "the inputs', are not read): grid cells of " + ", ".join(f"adj__{n}" for n in wrt) + " (no fold).",
         _adjoint_args(adj, adjoint_inputs, cotangents, "pbar"),
-        setup + hoisted,
+        _grid_sizes(f"pbar__{cotangents[0]}", s.halo) + hoisted,
         body,
         blocks,
+        reads_ghosts=False,
     )
 
 
@@ -848,10 +853,7 @@ def _periodic_adjoint_kernel(
     # both variants (1-D) before the setup and row lines, which define the views they read through
     blocks = {"cell": cell(through_prev=nd == 1)}
     serial_blocks = {"cell": cell(through_prev=False)} if nd == 1 else {}
-    setup = tuple(
-        f"n{axis} = pbar__{cotangents[0]}.shape[{axis}] - {l + h}" for axis, (l, h) in enumerate(s.halo)
-    )
-    setup += views.lines() + hoister.lines(printer)
+    setup = _grid_sizes(f"pbar__{cotangents[0]}", s.halo) + views.lines() + hoister.lines(printer)
     rows, blocks = _with_rows(views, blocks)
     return Kernel(
         "adjoint_periodic",
@@ -978,8 +980,6 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
         halo_axes={f.name: halo_plan(f.bc, s.halo) for f in s.inputs},
         cotangent_halo_axes={c: halo_plan(("periodic",) * s.ndim, s.halo) for c in adjoint_cots} if periodic else {},
         forward=plan_forward(s),
-        forward_reads_ghosts=not forward_wraps(s),
-        periodic_adjoint_reads_ghosts=s.ndim == 1,
         adjoint=plan_adjoint(adj, adjoint_inputs, adjoint_cots) if has_field_terms else None,
         adjoint_periodic=plan_adjoint_periodic(adj, adjoint_inputs, adjoint_cots) if periodic else None,
         adjoint_periodic_pair=(

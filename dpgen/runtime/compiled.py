@@ -369,9 +369,10 @@ class CompiledStencil:
             and all(c in padded_bars for c in cotangents)
         )
         # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
-        fill_free = periodic and not self.spec.get("periodic_adjoint_reads_ghosts", True)
-        fills, bar_fills, kernel = self._call("adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape,
-                                              () if fill_free else inputs, cotangents if periodic and not fill_free else ())
+        reads_ghosts = not periodic or self.spec.get("periodic_adjoint_reads_ghosts", True)
+        fills, bar_fills, kernel = self._call(
+            "adjoint_periodic" if periodic else "adjoint", adj[self.wrt_fields[0]].shape,
+            inputs if reads_ghosts else (), cotangents if periodic and reads_ghosts else ())
         for n, fill in fills:
             fill(padded[n])
         for c, fill in bar_fills:

@@ -164,7 +164,7 @@ def squared_misfit(
     kernel = _MISFITS.get(x.ndim)
     if kernel is None or x.dtype != out.dtype or np.asarray(target).dtype != out.dtype:
         np.subtract(x, target, out=out)
-        value = float(np.vdot(out, out))
+        value = dot(out, out)  # no BLAS (see dot)
         out *= scale
         return value, out
     return float(kernel(x, target, float(scale), out)), out
