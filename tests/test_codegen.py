@@ -56,6 +56,33 @@ def test_upwind_module_is_readable():
     assert "fastmath=True" not in src
 
 
+def test_1d_pair_prefetches_only_the_states_it_streams():
+    from dpgen.codegen.pair import AHEAD_ROWS, PREFETCH_AHEAD, PREFETCH_BLOCK
+
+    src = render_module(readme_upwind(), ("d", "u")).source
+    assert "def prefetch(typingctx, array, index):" in src and '"llvm.prefetch.p0i8"' in src
+    pair, serial = kernel_source(src, "adjoint_periodic_pair"), kernel_source(src, "adjoint_periodic_pair_serial")
+    # both stages' recorded states, a block ahead, clamped to the padded array; u and the
+    # cotangents stay in the cache and are not prefetched
+    assert f"p__ = r0__ + {PREFETCH_BLOCK} * b__ + {PREFETCH_AHEAD}" in pair
+    assert f"prefetch(d, min(p__ + {AHEAD_ROWS + 1} + q__, n0 + 1))" in pair
+    assert "prefetch(early__d, min(p__ + q__, n0 + 1))" in pair
+    assert set(re.findall(r"prefetch\((\w+),", pair)) == {"d", "early__d"}
+    # the blocks and the remainder run the fused loop's cells, each row once
+    blocked = f"for m__ in range({PREFETCH_BLOCK} * b__, {PREFETCH_BLOCK} * b__ + {PREFETCH_BLOCK}):"
+    rest = f"for m__ in range(E__ // {PREFETCH_BLOCK} * {PREFETCH_BLOCK}, E__):"
+    assert blocked in pair and rest in pair
+    assert "for m__ in range(E__):" not in pair
+    # the serial twin runs on grids that fit the cache: no prefetches
+    assert "prefetch(" not in serial and blocked in serial
+    # an adjoint that reads no state (linear, w.r.t. the state only) streams nothing
+    c = dp.Field("c", 1, bc="periodic")
+    heat = dp.Stencil("heat_1d", {c: c[0] + sp.Symbol("a") * (c[1] - 2 * c[0] + c[-1])})
+    plain = render_module(heat, "c").source
+    assert "for m__ in range(E__):" in kernel_source(plain, "adjoint_periodic_pair")
+    assert "prefetch" not in plain and "llvmlite" not in plain
+
+
 def test_every_adjoint_cell_is_written_once():
     src = render_module(upwind(2), ("d", "u", "v")).source
     adjoint = kernel_source(src, "adjoint")

@@ -78,8 +78,9 @@ def test_pair_equals_two_single_steps_bit_for_bit(name, threshold):
     start = {n: rng.standard_normal(k.padded_shape(grid)) for n in constants}
     with override(parallel_threshold=threshold):
         expected = _two_single_steps(k, late, early, bars, params, constants, start)
-        # rows per chunk: 1, 2, 3 (not dividing the grid), 600 (1-D: the fused loop and
-        # its tail run), the default; 1 to 3 workers
+        # rows per chunk: 1, 2, 3 (not dividing the grid), 600 (1-D: the fused loop, one
+        # block of it with its prefetches and the rest, and the tail run), the default (1-D
+        # long grids: several blocks, prefetches past the grid's end); 1 to 3 workers
         for rows in (1, 2, 3, 600, None):
             for workers in (1, 2, 3, None):
                 adj = {n: start[n].copy() if n in constants else np.empty(k.padded_shape(grid)) for n in k.wrt_fields}

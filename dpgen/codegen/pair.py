@@ -55,6 +55,14 @@ rows; stage 1 alone on the first ``K`` own rows; both stages, stage 1 at row ``m
 K`` and stage 2 at row ``m__``; the wrapped high rows; stage 2 alone on the last rows.
 Each row still gets stage 1 before stage 2, in the same order of additions.
 
+The 1-D fused loop runs in blocks of :data:`PREFETCH_BLOCK` rows, each of which first
+asks (``prefetch``, a helper of the module) for the rows of both recorded states that the
+loop reaches :data:`PREFETCH_AHEAD` rows later: the states come from memory, and the
+hardware's stream prefetcher stops at every 4 KiB page. At 10^6 cells x 100 steps, with
+the kernels called after a recording forward, the reverse sweep took 70 against 79 ms
+(states in the cache: 61 against 59 ms); the upwind rollout's value + gradient 153
+against 161 ms (alternating in one process); at 10^4 cells x 1000 steps, 41 against 42 ms.
+
 Rows are read through views, so that every inner loop indexes from 0 (see
 :class:`~dpgen.codegen.plan.RowViews`): in 1-D one view per array and offset per chunk
 (``a__c1 = a[r0__ + 1:]``; the last loop's from row ``r0__ + E__``, ``a__e1``), in 2-D
@@ -62,6 +70,8 @@ and 3-D one per array and row offset per row (``a__p1 = a[g0 + 1]``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from ..adjoint import AdjointStencil
 from ..symbolic import Access
@@ -76,6 +86,36 @@ from .printer import NumbaPrinter
 #: load forwarding, ``d`` is at least 64 vector lengths (``LoopAccessAnalysis``: 256
 #: doubles at 4 per vector); 520 leaves room for 8 per vector.
 AHEAD_ROWS = 520
+
+#: 1-D: rows per block of the fused loop; each block first asks for the rows of the
+#: recorded states it will read :data:`PREFETCH_AHEAD` rows later (``prefetch``)
+PREFETCH_BLOCK = 64
+#: 1-D: how far ahead the fused loop prefetches the states it streams from memory: 16 KiB
+#: of doubles, four pages, past the 4 KiB page at which the hardware's streamer stops
+#: (at 10^6 cells x 100 steps, 1,024-4,096 rows all gained about as much)
+PREFETCH_AHEAD = 2048
+#: rows per 64-byte cache line of doubles: one prefetch each
+LINE_ROWS = 8
+
+
+def _prefetching(loop: Loop, streams: list[tuple[str, int]], last: str,
+                 blocks: dict[str, tuple[str, ...]]) -> list[Loop]:
+    """The 1-D fused loop in blocks of :data:`PREFETCH_BLOCK` rows, and its remainder.
+
+    Each block first prefetches, one cache line at a time, the rows :data:`PREFETCH_AHEAD`
+    ahead of its own in each of ``streams`` (``(array, row shift)``: the stage reading
+    ``array`` is that many rows ahead of ``m__``), clamped to the array's ``last`` row.
+    The cells themselves are the same loop's, in the same order.
+    """
+    size = PREFETCH_BLOCK
+    blocks["prefetch"] = (
+        f"p__ = r0__ + {size} * b__ + {PREFETCH_AHEAD}",
+        f"for q__ in range(0, {size}, {LINE_ROWS}):",
+        *(f"    prefetch({array}, min({_plus('p__', shift)} + q__, {last}))" for array, shift in streams),
+    )
+    blocked = dataclasses.replace(loop, start=f"{size} * b__", stop=f"{size} * b__ + {size}")
+    rest = dataclasses.replace(loop, start=f"E__ // {size} * {size}")
+    return [Loop("b__", "0", f"E__ // {size}", False, ("prefetch", blocked)), rest]
 
 
 def pair_applies(adj: AdjointStencil, periodic: bool) -> bool:
@@ -221,6 +261,11 @@ def plan_adjoint_periodic_pair(
         add_loop("own", f"min(L__, {ahead})", None, in_chunk, late_cells(in_chunk, own=True))
         in_front = _Views(nd, chunked=True, rows={"mid": ("m__", ahead), "field": ("g0", 0)}, shift=ahead)
         add_loop("fused", "E__", None, in_front, late_cells(in_front, own=True) + early_cells(in_chunk))
+        # the recorded states come from memory: both stages' streams are prefetched
+        streams = [(n, ahead) for n in adjoint_inputs if n in early]
+        streams += [(f"early__{n}", 0) for n in adjoint_inputs if n in early]
+        if streams:
+            loops[-1:] = _prefetching(loops[-1], streams, f"n0 + {lo0 + hi0 - 1}", blocks)
         chunk_lines.extend(line for line in in_chunk.chunk_lines() if line not in chunk_lines)
         add_loop("high", str(hi0), wrapped_high, high, late_cells(high, own=False))
         # stage 2 alone on the last rows, through views from row E__ so that the loop starts at 0
@@ -257,6 +302,7 @@ def plan_adjoint_periodic_pair(
     args += tuple(f"{role}__{name}" for role in ("adj", "add") for name in wrt)
     args += tuple(f"scratch__{y}" for y in states)
     chunks = Loop("c__", "w__ * C__ // W__", "(w__ + 1) * C__ // W__", False, tuple(loops))
+    prefetches = "prefetch" in blocks
     return Kernel(
         "adjoint_periodic_pair",
         "Adjoints of steps t and t - 1 of the periodic stencil in one pass over chunks of rows "
@@ -265,4 +311,7 @@ def plan_adjoint_periodic_pair(
         setup,
         (Loop("w__", "0", "W__", True, ("worker", chunks)),),
         blocks,
+        # the serial twin runs on grids that stay in the cache: nothing to prefetch
+        serial_blocks={"prefetch": ()} if prefetches else {},
+        prefetches=prefetches,
     )

@@ -63,6 +63,8 @@ class Kernel:
     #: whether the kernel reads its padded arguments' ghost cells (the caller fills them);
     #: False for the kernels of :class:`WrappedCells`
     reads_ghosts: bool = True
+    #: whether it calls the module's ``prefetch`` helper (emitted only where a kernel does)
+    prefetches: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

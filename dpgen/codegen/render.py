@@ -185,18 +185,15 @@ def render_module(
     adj = derive_adjoint(stencil, wrt)
     plan = make_plan(adj)
     digest = content_hash(stencil, wrt, options)
-    kernels = []
-    for kernel in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.adjoint_periodic_pair,
-                   plan.param_gradients, plan.diagonal):
-        if kernel is None:
-            continue
-        kernels.append(emit_kernel(kernel, parallel=True, options=options))
-        kernels.append(emit_kernel(kernel, parallel=False, options=options))
+    planned = [k for k in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.adjoint_periodic_pair,
+                           plan.param_gradients, plan.diagonal) if k is not None]
+    kernels = [emit_kernel(k, parallel=parallel, options=options) for k in planned for parallel in (True, False)]
     source = _environment().get_template(TEMPLATE_NAME).render(
         version=__version__,
         content_hash=digest,
         plan=plan,
         spec=pprint.pformat(spec_dict(plan, digest, options), sort_dicts=False, width=88),
         kernels=kernels,
+        prefetch=any(k.prefetches for k in planned),
     )
     return GeneratedModule(stencil.name, digest, source, plan)
