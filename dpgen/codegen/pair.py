@@ -262,8 +262,8 @@ def plan_adjoint_periodic_pair(
         in_front = _Views(nd, chunked=True, rows={"mid": ("m__", ahead), "field": ("g0", 0)}, shift=ahead)
         add_loop("fused", "E__", None, in_front, late_cells(in_front, own=True) + early_cells(in_chunk))
         # the recorded states come from memory: both stages' streams are prefetched
-        streams = [(n, ahead) for n in adjoint_inputs if n in early]
-        streams += [(f"early__{n}", 0) for n in adjoint_inputs if n in early]
+        streamed = [n for n in adjoint_inputs if n in early]
+        streams = [(n, ahead) for n in streamed] + [(f"early__{n}", 0) for n in streamed]
         if streams:
             loops[-1:] = _prefetching(loops[-1], streams, f"n0 + {lo0 + hi0 - 1}", blocks)
         chunk_lines.extend(line for line in in_chunk.chunk_lines() if line not in chunk_lines)
