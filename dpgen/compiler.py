@@ -45,6 +45,7 @@ def compile(
     wrt: str | Iterable[str] | None = None,
     *,
     fastmath: bool | None = None,
+    wide_vectors: bool | None = None,
     cache_dir: str | Path | None = None,
 ) -> CompiledStencil:
     """Generate (or fetch from the cache) and import the kernels of ``stencil``.
@@ -59,6 +60,11 @@ def compile(
     fastmath : bool, optional
         Let LLVM reorder floating-point math. Off unless ``config.fastmath`` says
         otherwise; verification never uses it.
+    wide_vectors : bool, optional
+        Let LLVM use 512-bit vectors in every kernel (``True``) or in none (``False``) on
+        CPUs that have them. Unset: ``config.wide_vectors`` (``DPGEN_WIDE_VECTORS``), whose
+        default widens only the kernels of stencils made of plain arithmetic. The results
+        are the same bits either way.
     cache_dir : path, optional
         Defaults to ``config.cache_dir`` (``DPGEN_CACHE_DIR``).
 
@@ -70,7 +76,10 @@ def compile(
     >>> k.wrt
     ('d',)
     """
-    options = CodegenOptions(fastmath=config.fastmath if fastmath is None else bool(fastmath))
+    options = CodegenOptions(
+        fastmath=config.fastmath if fastmath is None else bool(fastmath),
+        wide_vectors=config.wide_vectors if wide_vectors is None else bool(wide_vectors),
+    )
     folder = Path(cache_dir) if cache_dir is not None else Path(config.cache_dir)
     path = cached_module_path(stencil, wrt, options, folder)
     if not path.is_file():

@@ -7,6 +7,7 @@ setting                    environment variable                  default
 ``fastmath``               ``DPGEN_FASTMATH`` (``0``/``1``)      ``False``
 ``parallel_threshold``     ``DPGEN_PARALLEL_THRESHOLD``          ``32768`` cells
 ``fuse_adjoint_steps``     ``DPGEN_FUSE_ADJOINT_STEPS``          ``True``
+``wide_vectors``           ``DPGEN_WIDE_VECTORS``                ``None`` (``auto``)
 =========================  ====================================  =======================
 
 ``parallel_threshold`` is the grid size (number of cells) from which the runtime calls
@@ -21,6 +22,12 @@ several-fold: measure on an idle one.
 ``fuse_adjoint_steps`` lets a rollout of one periodic stencil run its reverse sweep two
 steps per pass (``adjoint_periodic_pair``, see :mod:`dpgen.codegen.pair`); the
 gradients are bitwise the same either way, so it is there to measure the difference.
+
+``wide_vectors`` decides which kernels :func:`dpgen.compile` lets LLVM vectorize with
+512-bit registers on AVX-512 CPUs: ``auto`` (``None``) those of stencils made of plain
+arithmetic (:func:`dpgen.codegen.plan.arithmetic_only`), ``1`` every kernel, ``0`` none
+(LLVM's default, 256 bits; older AVX-512 CPUs lower their clock for wide instructions).
+It changes the generated module (and its content hash), never the results.
 
 Examples
 --------
@@ -46,6 +53,14 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_auto_bool(name: str) -> bool | None:
+    """``None`` for unset or ``auto``, else the value as :func:`_env_bool` reads it."""
+    value = os.environ.get(name)
+    if value is None or value.strip().lower() == "auto":
+        return None
+    return _env_bool(name, False)
+
+
 def _default_cache_dir() -> Path:
     if "DPGEN_CACHE_DIR" in os.environ:
         return Path(os.environ["DPGEN_CACHE_DIR"]).expanduser()
@@ -66,6 +81,9 @@ class Config:
     )
     fuse_adjoint_steps: bool = dataclasses.field(
         default_factory=lambda: _env_bool("DPGEN_FUSE_ADJOINT_STEPS", True)
+    )
+    wide_vectors: bool | None = dataclasses.field(
+        default_factory=lambda: _env_auto_bool("DPGEN_WIDE_VECTORS")
     )
 
 

@@ -80,7 +80,7 @@ def test_1d_pair_prefetches_only_the_states_it_streams():
     heat = dp.Stencil("heat_1d", {c: c[0] + sp.Symbol("a") * (c[1] - 2 * c[0] + c[-1])})
     plain = render_module(heat, "c").source
     assert "for m__ in range(E__):" in kernel_source(plain, "adjoint_periodic_pair")
-    assert "prefetch" not in plain and "llvmlite" not in plain
+    assert "prefetch" not in plain and "from llvmlite import" not in plain
 
 
 def test_every_adjoint_cell_is_written_once():
@@ -127,6 +127,87 @@ def test_content_hash_tracks_what_changes_the_module():
     assert content_hash(upwind(1), ("d",), CodegenOptions(fastmath=True)) != base
 
 
+def _top_level_loops(kernel: str) -> list[str]:
+    """The lines after each loop header at the kernel body's own indentation."""
+    lines = kernel.splitlines()
+    return [lines[i + 1] for i, line in enumerate(lines) if line.startswith("    for ")]
+
+
+def test_wide_vectors_only_where_the_loops_are_plain_arithmetic():
+    from dpgen.codegen.plan import arithmetic_only
+    from dpgen.stencils import diffusion, divergence_2d
+
+    u = dp.Field("u", 1)
+    assert arithmetic_only(laplacian(3)) and arithmetic_only(diffusion(2)) and arithmetic_only(divergence_2d())
+    assert arithmetic_only(dp.Stencil("ratio", {u: u[1] / (u[0] ** 2 + 1) - sp.pi * u[-1]}))
+    assert not arithmetic_only(upwind(1))  # Min and Max: compares and selects
+    assert not arithmetic_only(dp.Stencil("root", {u: sp.sqrt(u[1] ** 2 + 1)}))
+    assert not arithmetic_only(dp.Stencil("power", {u: u[0] ** sp.Rational(3, 2)}))
+    assert not arithmetic_only(dp.Stencil("expo", {u: sp.exp(u[0])}))
+
+    src = render_module(laplacian(3), ("p", "dx")).source
+    assert '"prefer-vector-width"="512"' in src and "'wide_vectors': True" in src
+    names = re.findall(r"^def ((?:forward|adjoint\w*|param_gradients)\w*)\(", src, flags=re.M)
+    assert len(names) == 8  # forward, adjoint, adjoint_periodic, param_gradients, and the twins
+    for name in names:
+        after = _top_level_loops(kernel_source(src, name))
+        # each top-level loop nest (an outlined function of its own under prange) asks first
+        assert after and all(line == "        wide_vectors()" for line in after), name
+    assert src.count("wide_vectors()") == sum(len(_top_level_loops(kernel_source(src, n))) for n in names)
+
+    narrow = render_module(upwind(2), ("d", "u", "v")).source
+    assert "wide_vectors(" not in narrow and "numba.extending" not in narrow
+    assert "'wide_vectors': False" in narrow
+    # the option overrides the rule either way, and is part of the content hash
+    assert "wide_vectors(" not in render_module(laplacian(3), "p", CodegenOptions(wide_vectors=False)).source
+    assert "    wide_vectors()" in render_module(upwind(2), "d", CodegenOptions(wide_vectors=True)).source
+    hashes = {content_hash(laplacian(3), "p", CodegenOptions(wide_vectors=w)) for w in (None, True, False)}
+    assert len(hashes) == 3
+
+
+def test_wide_vectors_setting_reads_the_environment_and_reaches_compile(fresh_cache, monkeypatch):
+    from dpgen.config import Config, override
+
+    for value, expected in (("auto", None), ("1", True), ("0", False), ("off", False)):
+        monkeypatch.setenv("DPGEN_WIDE_VECTORS", value)
+        assert Config().wide_vectors is expected
+    monkeypatch.delenv("DPGEN_WIDE_VECTORS")
+    assert Config().wide_vectors is None
+    assert not dp.compile(upwind(1), wrt="d").spec["wide_vectors"]
+    with override(wide_vectors=True):
+        assert dp.compile(upwind(1), wrt="d").spec["wide_vectors"]
+        assert not dp.compile(upwind(1), wrt="d", wide_vectors=False).spec["wide_vectors"]
+
+
+def test_wide_vectors_keep_the_bits_and_widen_the_machine_code(fresh_cache):
+    from llvmlite import binding
+
+    from dpgen.config import override
+    from dpgen.stencils import diffusion
+
+    rng = np.random.default_rng(3)
+    for stencil, grid in ((laplacian(3), (34, 30, 36)), (diffusion(2), (190, 180))):
+        wide, narrow = (dp.compile(stencil, wide_vectors=w) for w in (True, False))
+        assert wide.spec["wide_vectors"] and not narrow.spec["wide_vectors"]
+        inputs = {n: rng.random(grid) + 0.5 for n in wide.inputs}
+        params = {p: 0.1 + 0.05 * i for i, p in enumerate(wide.params)}
+        bars = {n: rng.standard_normal(grid) for n in wide.outputs}
+        for threshold in (0, 10**9):  # the parallel kernels and the serial twins
+            with override(parallel_threshold=threshold):
+                outs = [k(**inputs, **params) for k in (wide, narrow)]
+                grads = [k.vjp(bars, **inputs, **params) for k in (wide, narrow)]
+            for name in wide.outputs:
+                np.testing.assert_array_equal(outs[0][name], outs[1][name])
+            for name in wide.wrt:
+                np.testing.assert_array_equal(grads[0][name], grads[1][name])
+    features = binding.get_host_cpu_features()
+    if not features.get("avx512f"):
+        pytest.skip("the host has no 512-bit vectors")
+    lap = [dp.compile(laplacian(3), wide_vectors=w).module.forward for w in (True, False)]
+    asm = ["".join(f.inspect_asm().values()) for f in lap]
+    assert "zmm" in asm[0] and "zmm" not in asm[1]
+
+
 def test_fastmath_is_off_unless_asked():
     assert "fastmath=True" not in render_module(laplacian(1), "p").source
     assert "fastmath=True" in render_module(laplacian(1), "p", CodegenOptions(fastmath=True)).source
@@ -168,22 +249,25 @@ def test_second_process_loads_machine_code_from_numbas_cache(fresh_cache):
     code = """
 import numpy as np, dpgen as dp
 from dpgen.config import override
-from dpgen.stencils import upwind
+from dpgen.stencils import laplacian, upwind
 k = dp.compile(upwind(1), wrt=("d", "u", "dt"))
 a = dict(d=np.ones(8), u=np.ones(8), dt=0.1, dx=1.0)
 k.forward(**a)
 k.vjp({"d": np.ones(8)}, **a)
-# the parallel 1-D pair, which calls the module's prefetch intrinsic
+# the parallel 1-D pair, which calls the module's prefetch intrinsic, and a parallel
+# 3-D Laplacian, which calls its wide_vectors intrinsic
+lap = dp.compile(laplacian(3), wrt="p")
 with override(parallel_threshold=0):
     dp.Rollout(dp.Step([upwind(1)]), 2).value_and_grad(dp.losses.L2(np.ones(8), field="d"), wrt=("d", "u"), **a)
+    lap(p=np.ones((4, 4, 4)), dx=1.0, dy=1.0, dz=1.0)
 m, pair = k.module, dp.compile(upwind(1), wrt=("d", "u")).module.adjoint_periodic_pair
-kernels = (m.forward_serial, m.adjoint_serial, m.param_gradients_serial, pair)
+kernels = (m.forward_serial, m.adjoint_serial, m.param_gradients_serial, pair, lap.module.forward)
 print(sum(len(f.stats.cache_misses) for f in kernels), sum(len(f.stats.cache_hits) for f in kernels))
 """
     first = run_python(code).stdout.split()
     second = run_python(code).stdout.split()
     assert first[0] != "0"  # compiled
-    assert second == ["0", "4"]  # loaded, nothing compiled
+    assert second == ["0", "5"]  # loaded, nothing compiled
 
 
 def test_generated_module_runs_with_numba_alone(tmp_path):

@@ -24,7 +24,7 @@ from ..adjoint import derive_adjoint, resolve_wrt
 from ..errors import BuildError
 from ..kernel_abi import KERNEL_ABI
 from ..symbolic import Stencil
-from .plan import Kernel, KernelPlan, Loop, make_plan
+from .plan import Kernel, KernelPlan, Loop, arithmetic_only, make_plan
 
 TEMPLATE_NAME = "stencil_module.py.j2"
 
@@ -74,9 +74,20 @@ def generator_digest() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class CodegenOptions:
-    """Options baked into a generated module (and into its content hash)."""
+    """Options baked into a generated module (and into its content hash).
+
+    ``wide_vectors``: let LLVM vectorize the kernels' loops with 512-bit registers on CPUs
+    that have them (``True``), keep LLVM's default of 256 bits there (``False``), or widen
+    only the kernels of stencils whose loops are plain arithmetic (``None``, see
+    :func:`~dpgen.codegen.plan.arithmetic_only`). The results are the same bits either way.
+    """
 
     fastmath: bool = False
+    wide_vectors: bool | None = None
+
+    def widens(self, stencil: Stencil) -> bool:
+        """Whether the kernels of ``stencil`` ask for 512-bit vectors under these options."""
+        return arithmetic_only(stencil) if self.wide_vectors is None else self.wide_vectors
 
 
 def canonical_text(stencil: Stencil, wrt_fields: Iterable[str], wrt_params: Iterable[str], options: CodegenOptions) -> str:
@@ -100,7 +111,7 @@ def content_hash(stencil: Stencil, wrt: str | Iterable[str] | None = None, optio
     return hashlib.sha256(canonical_text(stencil, wrt_fields, wrt_params, options).encode()).hexdigest()
 
 
-def _emit_body(body: Iterable[Loop | str], kernel: Kernel, parallel: bool, depth: int) -> list[str]:
+def _emit_body(body: Iterable[Loop | str], kernel: Kernel, parallel: bool, depth: int, wide: bool = False) -> list[str]:
     pad = "    " * depth
     lines: list[str] = []
     for item in body:
@@ -110,12 +121,19 @@ def _emit_body(body: Iterable[Loop | str], kernel: Kernel, parallel: bool, depth
         rng = "numba.prange" if (item.parallel and parallel) else "range"
         start = "" if item.start == "0" else f"{item.start}, "
         lines.append(f"{pad}for {item.var} in {rng}({start}{item.stop}):")
+        if wide:
+            # inside the loop: Numba outlines each top-level prange nest into a function
+            # of its own, and the attribute must reach the function that holds the loops
+            lines.append(f"{pad}    wide_vectors()")
         lines.extend(_emit_body(item.body, kernel, parallel, depth + 1))
     return lines
 
 
-def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> str:
-    """Source of one ``@numba.njit`` kernel (the parallel one, or its ``_serial`` twin)."""
+def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions, wide: bool = False) -> str:
+    """Source of one ``@numba.njit`` kernel (the parallel one, or its ``_serial`` twin).
+
+    ``wide``: every top-level loop nest first calls the module's ``wide_vectors``.
+    """
     flags = ["cache=True", "error_model=\"numpy\""]
     if parallel:
         flags.append("parallel=True")
@@ -128,13 +146,13 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions) -> s
         kernel = dataclasses.replace(kernel, blocks={**kernel.blocks, **kernel.serial_blocks})
     lines = [f"@numba.njit({', '.join(flags)})", f"def {name}({', '.join(kernel.args)}):", f'    """{doc}"""']
     lines += [f"    {line}" for line in kernel.setup]
-    lines += _emit_body(kernel.body, kernel, parallel, 1)
+    lines += _emit_body(kernel.body, kernel, parallel, 1, wide)
     if kernel.returns:
         lines.append(f"    return {kernel.returns}")
     return "\n".join(lines)
 
 
-def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
+def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions, wide: bool = False) -> dict:
     """Metadata the runtime reads from a generated module (no SymPy needed to use it)."""
     return {
         "name": plan.stencil_name,
@@ -165,6 +183,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
             n for n in plan.outputs if n in plan.inputs
         ],
         "fastmath": options.fastmath,
+        "wide_vectors": wide,
     }
 
 
@@ -187,13 +206,15 @@ def render_module(
     digest = content_hash(stencil, wrt, options)
     planned = [k for k in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.adjoint_periodic_pair,
                            plan.param_gradients, plan.diagonal) if k is not None]
-    kernels = [emit_kernel(k, parallel=parallel, options=options) for k in planned for parallel in (True, False)]
+    wide = options.widens(stencil)
+    kernels = [emit_kernel(k, parallel=parallel, options=options, wide=wide) for k in planned for parallel in (True, False)]
     source = _environment().get_template(TEMPLATE_NAME).render(
         version=__version__,
         content_hash=digest,
         plan=plan,
-        spec=pprint.pformat(spec_dict(plan, digest, options), sort_dicts=False, width=88),
+        spec=pprint.pformat(spec_dict(plan, digest, options, wide), sort_dicts=False, width=88),
         kernels=kernels,
         prefetch=any(k.prefetches for k in planned),
+        wide_vectors=wide,
     )
     return GeneratedModule(stencil.name, digest, source, plan)
