@@ -61,10 +61,10 @@ def compile(
         Let LLVM reorder floating-point math. Off unless ``config.fastmath`` says
         otherwise; verification never uses it.
     wide_vectors : bool, optional
-        Let LLVM use 512-bit vectors in every kernel (``True``) or in none (``False``) on
-        CPUs that have them. Unset: ``config.wide_vectors`` (``DPGEN_WIDE_VECTORS``), whose
-        default widens only the kernels of stencils made of plain arithmetic. The results
-        are the same bits either way.
+        Let LLVM vectorize every kernel with 512-bit registers on CPUs that have them
+        (``True``) or none (``False``, LLVM's default of 256 bits). Unset:
+        ``config.wide_vectors`` (``DPGEN_WIDE_VECTORS``), whose default widens the kernels
+        of 3-D stencils only. The results are the same bits either way.
     cache_dir : path, optional
         Defaults to ``config.cache_dir`` (``DPGEN_CACHE_DIR``).
 

@@ -24,10 +24,10 @@ steps per pass (``adjoint_periodic_pair``, see :mod:`dpgen.codegen.pair`); the
 gradients are bitwise the same either way, so it is there to measure the difference.
 
 ``wide_vectors`` decides which kernels :func:`dpgen.compile` lets LLVM vectorize with
-512-bit registers on AVX-512 CPUs: ``auto`` (``None``) those of stencils made of plain
-arithmetic (:func:`dpgen.codegen.plan.arithmetic_only`), ``1`` every kernel, ``0`` none
-(LLVM's default, 256 bits; older AVX-512 CPUs lower their clock for wide instructions).
-It changes the generated module (and its content hash), never the results.
+512-bit registers on AVX-512 CPUs, where LLVM keeps to 256 bits by default (older such
+CPUs lower their clock for wide instructions): ``auto`` (``None``) those of 3-D stencils
+(see :meth:`dpgen.codegen.CodegenOptions.widens`), ``1`` every kernel, ``0`` none. It
+changes the generated module (and its content hash), never the results.
 
 Examples
 --------

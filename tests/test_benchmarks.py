@@ -92,3 +92,20 @@ def test_each_round_rewarms_the_kernel_after_the_probe(monkeypatch):
     stats, probe_gbs, shares = kernels._side_by_side(lambda: events.append("call"), 8_000_000, rounds=3, per_round=4)
     assert events == (["probe"] + ["call"] * 5) * 3
     assert len(stats.raw) == 3 * 4 and probe_gbs == [50.0] * 3 and len(shares) == 3
+
+
+def test_wide_vector_comparison_swaps_data_sets_and_order():
+    """Each variant runs on both data sets and first as often as second (placement bias cancels)."""
+    from benchmarks import wide_vectors
+
+    events = []
+    calls = {wide: [lambda wide=wide, j=j: events.append((wide, j)) for j in (0, 1)] for wide in (True, False)}
+    medians = wide_vectors._alternate(calls, rounds=4, inner=2)
+    assert set(medians) == {True, False}
+    # per round and variant: one untimed call, then `inner` timed ones, all on one data set
+    runs = [events[i:i + 3] for i in range(0, len(events), 3)]
+    assert len(runs) == 8 and all(len(set(r)) == 1 for r in runs)
+    firsts = [runs[2 * r][0] for r in range(4)]
+    assert sorted(w for w, _ in firsts) == [False, False, True, True]  # each variant first twice
+    for wide in (True, False):
+        assert {j for w, j in (r[0] for r in runs) if w == wide} == {0, 1}  # on both data sets

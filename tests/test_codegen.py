@@ -133,34 +133,25 @@ def _top_level_loops(kernel: str) -> list[str]:
     return [lines[i + 1] for i, line in enumerate(lines) if line.startswith("    for ")]
 
 
-def test_wide_vectors_only_where_the_loops_are_plain_arithmetic():
-    from dpgen.codegen.plan import arithmetic_only
-    from dpgen.stencils import diffusion, divergence_2d
-
-    u = dp.Field("u", 1)
-    assert arithmetic_only(laplacian(3)) and arithmetic_only(diffusion(2)) and arithmetic_only(divergence_2d())
-    assert arithmetic_only(dp.Stencil("ratio", {u: u[1] / (u[0] ** 2 + 1) - sp.pi * u[-1]}))
-    assert not arithmetic_only(upwind(1))  # Min and Max: compares and selects
-    assert not arithmetic_only(dp.Stencil("root", {u: sp.sqrt(u[1] ** 2 + 1)}))
-    assert not arithmetic_only(dp.Stencil("power", {u: u[0] ** sp.Rational(3, 2)}))
-    assert not arithmetic_only(dp.Stencil("expo", {u: sp.exp(u[0])}))
-
-    src = render_module(laplacian(3), ("p", "dx")).source
-    assert '"prefer-vector-width"="512"' in src and "'wide_vectors': True" in src
-    names = re.findall(r"^def ((?:forward|adjoint\w*|param_gradients)\w*)\(", src, flags=re.M)
-    assert len(names) == 8  # forward, adjoint, adjoint_periodic, param_gradients, and the twins
-    for name in names:
-        after = _top_level_loops(kernel_source(src, name))
-        # each top-level loop nest (an outlined function of its own under prange) asks first
-        assert after and all(line == "        wide_vectors()" for line in after), name
-    assert src.count("wide_vectors()") == sum(len(_top_level_loops(kernel_source(src, n))) for n in names)
-
-    narrow = render_module(upwind(2), ("d", "u", "v")).source
-    assert "wide_vectors(" not in narrow and "numba.extending" not in narrow
-    assert "'wide_vectors': False" in narrow
+def test_3d_kernels_ask_for_wide_vectors_and_the_option_decides_for_all():
+    for stencil, wrt in ((laplacian(3), ("p", "dx")), (upwind(3), ("d", "u", "dt"))):
+        src = render_module(stencil, wrt).source
+        assert '"prefer-vector-width"="512"' in src and "'wide_vectors': True" in src
+        # the compute kernels (the halo fills and folds are not: they move ghost cells)
+        names = re.findall(r'^@numba\.njit\(cache=True, error_model="numpy".*\ndef (\w+)\(', src, flags=re.M)
+        assert {"forward", "adjoint_serial", "param_gradients"} <= set(names), names
+        for name in names:
+            after = _top_level_loops(kernel_source(src, name))
+            # each top-level loop nest (an outlined function of its own under prange) asks first
+            assert after and all(line == "        wide_vectors()" for line in after), name
+        assert src.count("wide_vectors()") == sum(len(_top_level_loops(kernel_source(src, n))) for n in names)
+    for stencil in (laplacian(2), upwind(1)):  # 1-D and 2-D: LLVM's default width
+        narrow = render_module(stencil).source
+        assert "wide_vectors(" not in narrow and "'wide_vectors': False" in narrow
+    assert "numba.extending" not in render_module(laplacian(2)).source
     # the option overrides the rule either way, and is part of the content hash
     assert "wide_vectors(" not in render_module(laplacian(3), "p", CodegenOptions(wide_vectors=False)).source
-    assert "    wide_vectors()" in render_module(upwind(2), "d", CodegenOptions(wide_vectors=True)).source
+    assert "    wide_vectors()" in render_module(upwind(1), "d", CodegenOptions(wide_vectors=True)).source
     hashes = {content_hash(laplacian(3), "p", CodegenOptions(wide_vectors=w)) for w in (None, True, False)}
     assert len(hashes) == 3
 
@@ -182,11 +173,12 @@ def test_wide_vectors_setting_reads_the_environment_and_reaches_compile(fresh_ca
 def test_wide_vectors_keep_the_bits_and_widen_the_machine_code(fresh_cache):
     from llvmlite import binding
 
+    from dpgen.codegen.pair import AHEAD_ROWS
     from dpgen.config import override
     from dpgen.stencils import diffusion
 
     rng = np.random.default_rng(3)
-    for stencil, grid in ((laplacian(3), (34, 30, 36)), (diffusion(2), (190, 180))):
+    for stencil, grid in ((laplacian(3), (34, 30, 36)), (diffusion(2), (190, 180)), (upwind(1), (40_000,))):
         wide, narrow = (dp.compile(stencil, wide_vectors=w) for w in (True, False))
         assert wide.spec["wide_vectors"] and not narrow.spec["wide_vectors"]
         inputs = {n: rng.random(grid) + 0.5 for n in wide.inputs}
@@ -200,6 +192,16 @@ def test_wide_vectors_keep_the_bits_and_widen_the_machine_code(fresh_cache):
                 np.testing.assert_array_equal(outs[0][name], outs[1][name])
             for name in wide.wrt:
                 np.testing.assert_array_equal(grads[0][name], grads[1][name])
+    # a rollout's gradient through the 1-D pair kernel, long enough for its fused loop
+    n = 3 * AHEAD_ROWS
+    args = {"d": rng.random(n), "u": rng.random(n) - 0.5, "dt": 0.4 / n, "dx": 1.0 / n}
+    loss = dp.losses.L2(rng.random(n), field="d")
+    with override(parallel_threshold=0):
+        runs = [dp.Rollout(dp.Step([dp.compile(upwind(1), wrt=("d", "u"), wide_vectors=w)]), 6)
+                .value_and_grad(loss, wrt=("d", "u"), **args) for w in (True, False)]
+    assert runs[0][0] == runs[1][0]
+    for name in ("d", "u"):
+        np.testing.assert_array_equal(runs[0][1][name], runs[1][1][name])
     features = binding.get_host_cpu_features()
     if not features.get("avx512f"):
         pytest.skip("the host has no 512-bit vectors")

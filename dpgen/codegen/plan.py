@@ -67,31 +67,6 @@ class Kernel:
     prefetches: bool = False
 
 
-def arithmetic_only(stencil: Stencil) -> bool:
-    """Whether every output of ``stencil`` is built from ``+``, ``*``, integer powers, numbers,
-    parameters and field accesses alone.
-
-    Derivatives of such expressions are such expressions too, so the stencil's forward and
-    adjoint loops are plain floating-point arithmetic on loaded values: no compare, select
-    or call. The renderer lets LLVM vectorize exactly those loops with 512-bit registers
-    (see ``wide_vectors`` in the module template).
-
-    Examples
-    --------
-    >>> from dpgen.stencils import laplacian, upwind
-    >>> arithmetic_only(laplacian(ndim=3)), arithmetic_only(upwind(ndim=1))
-    (True, False)
-    """
-    for expr in stencil.outputs.values():
-        for node in sp.preorder_traversal(expr):
-            if isinstance(node, (sp.Add, sp.Mul, sp.Symbol, sp.Number, sp.NumberSymbol)):
-                continue  # a field access is a Symbol
-            if isinstance(node, sp.Pow) and node.exp.is_Integer:
-                continue
-            return False
-    return True
-
-
 @dataclasses.dataclass(frozen=True)
 class HaloAxis:
     """Halo fill and fold of one field along one axis with one rule, as code lines."""
