@@ -91,7 +91,7 @@ class CodegenOptions:
         By default those of 3-D stencils: with neighbours along three axes their loops do
         the most arithmetic per byte, and they were the ones that gained in side-by-side
         runs (``benchmarks/wide_vectors.py``: 7-point Laplacian forward 4-10 % faster at
-        100^3, 3-D upwind adjoint 8-9 %), while 1-D and 2-D kernels moved within the
+        100^3, 3-D upwind adjoint 6-9 %), while 1-D and 2-D kernels moved within the
         machine's noise and the 1-D upwind rollout at 10^4 cells lost 5 %.
         """
         return stencil.ndim >= 3 if self.wide_vectors is None else self.wide_vectors
