@@ -287,6 +287,32 @@ def test_generated_module_runs_with_numba_alone(tmp_path):
     assert float(run_python(code).stdout) == 0.0  # edge rule: the Laplacian sums to zero
 
 
+def test_heaviside_and_sign_helpers_keep_their_values_bit_for_bit(tmp_path):
+    """The helpers select floats (cheaper in vector code than converting booleans), with
+    the documented values: H(0) = 1/2, sign(0) = +0, both 0 for NaN, signed zeros kept."""
+    import importlib.util
+
+    import numba
+
+    path = tmp_path / "helpers_mod.py"
+    path.write_text(render_module(upwind(1), "u").source)
+    spec = importlib.util.spec_from_file_location("helpers_mod", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    heaviside, sign = numba.njit(lambda x: m.heaviside(x)), numba.njit(lambda x: m.sign(x))
+    tiny = np.nextafter(0.0, 1.0)
+    for x, h, s_ in ((np.nan, 0.0, 0.0), (-np.inf, 0.0, -1.0), (-2.5, 0.0, -1.0), (-tiny, 0.0, -1.0), (-0.0, 0.5, 0.0),
+                     (0.0, 0.5, 0.0), (tiny, 1.0, 1.0), (3.0, 1.0, 1.0), (np.inf, 1.0, 1.0)):
+        got_h, got_s = heaviside(x), sign(x)
+        assert got_h == h and not np.signbit(got_h), x
+        assert got_s == s_ and np.signbit(got_s) == np.signbit(s_), x  # sign(-0.0) is +0.0
+    # and in the vectorized adjoint: the same bits as the boolean-sum form it replaced
+    x = np.concatenate([np.random.default_rng(2).standard_normal(997), [0.0, -0.0, np.inf, -np.inf]])
+    vector = numba.njit(lambda a: np.array([m.heaviside(v) + 2 * m.sign(v) for v in a]))
+    reference = 0.5 * ((x > 0).astype(float) + (x >= 0)) + 2 * ((x > 0).astype(float) - (x < 0))
+    np.testing.assert_array_equal(vector(x), reference)
+
+
 def test_fill_and_fold_kernels_match_numpy_pad_and_its_transpose():
     rng = np.random.default_rng(3)
     for rule in ("periodic", "zero", "edge", "symmetric", "reflect"):
