@@ -34,6 +34,9 @@ import numpy as np
 import dpgen as dp
 from dpgen import stencils
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `benchmarks` importable
+from benchmarks.problems.kernels import kernel_data  # noqa: E402
+
 KERNELS = {
     "upwind 1-D": ("upwind", 1, (1_000_000,)),
     "upwind 3-D": ("upwind", 3, (100, 100, 100)),
@@ -69,16 +72,11 @@ def kernels(rounds: int, folder: str) -> None:
         ks = _compile_both(stencil, tuple(f.name for f in stencil.inputs), folder)
         k = ks[False]
         rng = np.random.default_rng(0)
-        params = {p: 1.0 / max(grid) for p in k.params}
         sets = []
         for _ in range(2):
-            padded = {n: np.zeros(k.padded_shape(grid)) for n in k.inputs}
-            for a in padded.values():
-                a[k.interior(grid)] = 0.5 + rng.random(grid)
-            padded_bars = {n: rng.standard_normal(k.padded_shape(grid)) for n in k.outputs}
+            padded, params, padded_bars, bars = kernel_data(k, grid, rng)
             sets.append({
-                "padded": padded, "padded_bars": padded_bars,
-                "bars": {n: b[k.interior(grid)] for n, b in padded_bars.items()},
+                "padded": padded, "params": params, "padded_bars": padded_bars, "bars": bars,
                 "outs": {wide: {n: np.zeros(k.padded_shape(grid)) for n in k.outputs} for wide in ks},
                 "adjs": {wide: {n: np.zeros(k.padded_shape(grid)) for n in k.wrt_fields} for wide in ks},
             })
@@ -86,8 +84,9 @@ def kernels(rounds: int, folder: str) -> None:
         for kind in ("forward", "adjoint"):
             def call(wide, s, kind=kind):
                 if kind == "forward":
-                    return lambda: ks[wide].forward_padded(s["padded"], params, s["outs"][wide])
-                return lambda: ks[wide].adjoint_padded(s["bars"], s["padded"], params, s["adjs"][wide], overwrite, s["padded_bars"])
+                    return lambda: ks[wide].forward_padded(s["padded"], s["params"], s["outs"][wide])
+                return lambda: ks[wide].adjoint_padded(s["bars"], s["padded"], s["params"], s["adjs"][wide], overwrite,
+                                                       s["padded_bars"])
             calls = {wide: [call(wide, s) for s in sets] for wide in ks}
             for wide in ks:
                 calls[wide][0]()

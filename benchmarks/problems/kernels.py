@@ -40,6 +40,21 @@ ROUNDS, PER_ROUND, PROBE_SWEEPS = 10, 5, 10
 QUICK_GRIDS = {"upwind_1d": (10_000,), "diffusion_2d": (64, 64), "laplace_5pt": (64, 64), "laplace_7pt": (16, 16, 16)}
 
 
+def kernel_data(k, grid: tuple[int, ...], rng: np.random.Generator):
+    """Padded inputs, parameters, padded cotangents and their grid cells for kernel calls of ``k``."""
+    padded = {}
+    for n in k.inputs:
+        padded[n] = np.zeros(k.padded_shape(grid))
+        # positive, non-uniform fields (a density, a velocity, a diffusivity): no NaN paths
+        padded[n][k.interior(grid)] = 0.5 + rng.random(grid)
+    params = {p: 1.0 / max(grid) for p in k.params}
+    # cotangents arrive as a rollout's reverse sweep hands them over: the grid cells of
+    # padded buffers it owns (a periodic stencil's adjoint reads them padded, with no fold)
+    padded_bars = {n: rng.standard_normal(k.padded_shape(grid)) for n in k.outputs}
+    bars = {n: b[k.interior(grid)] for n, b in padded_bars.items()}
+    return padded, params, padded_bars, bars
+
+
 def _setup(name: str, quick: bool):
     import dpgen as dp
     from dpgen import stencils
@@ -48,18 +63,8 @@ def _setup(name: str, quick: bool):
     grid = QUICK_GRIDS[name] if quick else grid
     stencil = getattr(stencils, factory)(bc="periodic", name=f"bench_{name}", **kwargs)
     k = dp.compile(stencil, wrt=tuple(f.name for f in stencil.inputs))
-    rng = np.random.default_rng(0)
-    padded = {}
-    for n in k.inputs:
-        padded[n] = np.zeros(k.padded_shape(grid))
-        # positive, non-uniform fields (a density, a velocity, a diffusivity): no NaN paths
-        padded[n][k.interior(grid)] = 0.5 + rng.random(grid)
-    params = {p: 1.0 / max(grid) for p in k.params}
+    padded, params, padded_bars, bars = kernel_data(k, grid, np.random.default_rng(0))
     outs = {n: np.zeros(k.padded_shape(grid)) for n in k.outputs}
-    # cotangents arrive as a rollout's reverse sweep hands them over: the grid cells of
-    # padded buffers it owns (a periodic stencil's adjoint reads them padded, with no fold)
-    padded_bars = {n: rng.standard_normal(k.padded_shape(grid)) for n in k.outputs}
-    bars = {n: b[k.interior(grid)] for n, b in padded_bars.items()}
     adj = {n: np.zeros(k.padded_shape(grid)) for n in k.wrt_fields}
     add = {n: n in accumulate for n in k.wrt_fields}
     return k, grid, padded, params, outs, bars, padded_bars, adj, add

@@ -85,8 +85,8 @@ class CodegenOptions:
     fastmath: bool = False
     wide_vectors: bool | None = None
 
-    def widens(self, stencil: Stencil) -> bool:
-        """Whether the kernels of ``stencil`` ask for 512-bit vectors under these options.
+    def widens(self, ndim: int) -> bool:
+        """Whether the kernels of an ``ndim``-D stencil ask for 512-bit vectors under these options.
 
         By default those of 3-D stencils: with neighbours along three axes their loops do
         the most arithmetic per byte, and they were the ones that gained in side-by-side
@@ -94,7 +94,7 @@ class CodegenOptions:
         100^3, 3-D upwind adjoint 6-9 %), while 1-D and 2-D kernels moved within the
         machine's noise and the 1-D upwind rollout at 10^4 cells lost 5 %.
         """
-        return stencil.ndim >= 3 if self.wide_vectors is None else self.wide_vectors
+        return ndim >= 3 if self.wide_vectors is None else self.wide_vectors
 
 
 def canonical_text(stencil: Stencil, wrt_fields: Iterable[str], wrt_params: Iterable[str], options: CodegenOptions) -> str:
@@ -159,7 +159,7 @@ def emit_kernel(kernel: Kernel, *, parallel: bool, options: CodegenOptions, wide
     return "\n".join(lines)
 
 
-def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions, wide: bool = False) -> dict:
+def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
     """Metadata the runtime reads from a generated module (no SymPy needed to use it)."""
     return {
         "name": plan.stencil_name,
@@ -190,7 +190,7 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions, wide: bool
             n for n in plan.outputs if n in plan.inputs
         ],
         "fastmath": options.fastmath,
-        "wide_vectors": wide,
+        "wide_vectors": options.widens(plan.ndim),
     }
 
 
@@ -213,13 +213,13 @@ def render_module(
     digest = content_hash(stencil, wrt, options)
     planned = [k for k in (plan.forward, plan.adjoint, plan.adjoint_periodic, plan.adjoint_periodic_pair,
                            plan.param_gradients, plan.diagonal) if k is not None]
-    wide = options.widens(stencil)
+    wide = options.widens(plan.ndim)
     kernels = [emit_kernel(k, parallel=parallel, options=options, wide=wide) for k in planned for parallel in (True, False)]
     source = _environment().get_template(TEMPLATE_NAME).render(
         version=__version__,
         content_hash=digest,
         plan=plan,
-        spec=pprint.pformat(spec_dict(plan, digest, options, wide), sort_dicts=False, width=88),
+        spec=pprint.pformat(spec_dict(plan, digest, options), sort_dicts=False, width=88),
         kernels=kernels,
         prefetch=any(k.prefetches for k in planned),
         wide_vectors=wide,
