@@ -109,3 +109,26 @@ def test_wide_vector_comparison_swaps_data_sets_and_order():
     assert sorted(w for w, _ in firsts) == [False, False, True, True]  # each variant first twice
     for wide in (True, False):
         assert {j for w, j in (r[0] for r in runs) if w == wide} == {0, 1}  # on both data sets
+
+
+def test_ratio_floor_times_the_rollouts_own_work(capsys):
+    """The kernel-level sweep it times gives the rollout's gradients bit for bit, and it reports all three ratios."""
+    from benchmarks import ratio_floor
+
+    ratio_floor.main(["--n", "3000", "--steps", "6", "--rounds", "2"])
+    out = capsys.readouterr().out
+    for line in ("Rollout.value_and_grad / Rollout.run:", "kernels: (recording + reverse, cold)", "floors: (write floor"):
+        assert line in out
+
+
+def test_ratio_floor_refuses_a_sweep_that_differs_from_the_rollout(monkeypatch, capsys):
+    from benchmarks import ratio_floor
+
+    parts = ratio_floor.Parts(500, 4)
+    exact = parts.reverse
+    monkeypatch.setattr(parts, "reverse", lambda warm=False: (exact(warm)[0], exact(warm)[1] * (1 + 1e-15)))
+    with pytest.raises(SystemExit) as stop:
+        ratio_floor.check(parts)
+    assert stop.value.code == 1 and "w.r.t. u differs" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="even"):
+        ratio_floor.Parts(500, 5)
