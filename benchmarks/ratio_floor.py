@@ -168,5 +168,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"kernels: (recording + reverse, cold) / plain forward: {(recording + reverse_cold) / forward:.2f}")
     print(f"floors: (write floor + reverse, warm) / plain forward: {floor / forward:.2f}")
 
+
 if __name__ == "__main__":
     sys.exit(main())
