@@ -458,6 +458,25 @@ class Rollout:
             for name, g in loss_grads.pop(t, {}).items():
                 cotangent[name] += g
 
+        def unheld(state: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
+            """The buffers of ``state`` (step ``t``'s input) that nothing holds: step ``t + 1`` may write over them.
+
+            A state that no tape records (the adjoints read no state value, e.g. a linear
+            stencil differentiated only w.r.t. its state), no snapshot keeps and the loss
+            did not keep is dead once step ``t`` has read it. Writing step ``t + 1`` over it
+            instead of into a fresh buffer saved the 1-D upwind rollout at 10^6 cells x 100
+            steps, differentiated w.r.t. d0 only, 8 MB of new memory per step (109 -> 86 ms).
+            The caller leaves out the first state of a forward run, the only one a snapshot
+            can hold (stored as the run starts, or restored to start it).
+            """
+            # step t's tape holds its inputs; step t - 1's may hold its outputs (intermediates
+            # of a multi-operator step that became the state)
+            entries = [entry for s in (t - 1, t) for entry in tapes.get(s, ()) if entry]
+            if not entries:  # the common case, and a cheap one: small grids are bound by per-step Python
+                return dict(state)
+            held = {id(a) for entry in entries for a in entry.values()}
+            return {n: a for n, a in state.items() if id(a) not in held}
+
         def store(n: int, where: StorageType, snapshot) -> None:
             if where == StorageType.DISK:
                 path = Path(disk_dir.name) / f"state_{n}.npz"  # type: ignore[union-attr]
@@ -499,6 +518,7 @@ class Rollout:
             # Recorded states go back to the rollout for its next call only under store-all
             # (checkpointing frees recomputed states as it goes) and a loss that keeps none.
             recycle = stats.schedule == "store all" and not loss.keeps_state
+            reuse_states = not loss.keeps_state  # see unheld
             if recycle:
                 run.track_buffers()
             for action in actions:
@@ -507,13 +527,16 @@ class Rollout:
                         raise RuntimeError(f"checkpoint schedule out of sync: at {position}, asked for {action}")
                     if action.write_ics:
                         store(action.n0, action.storage, work)
+                    spare: dict[str, np.ndarray] = {}
                     for t in range(action.n0, action.n1):
-                        work, tape = run.forward_step(t, work, action.write_adj_deps)
+                        previous = work
+                        work, tape = run.forward_step(t, work, action.write_adj_deps, into=spare)
                         stats.forward_steps += 1
                         if action.write_adj_deps:
                             tapes[t] = tape
                             stats.max_recorded_steps = max(stats.max_recorded_steps, len(tapes))
                         observe(t + 1, work)
+                        spare = unheld(previous, t) if reuse_states and t > action.n0 else {}
                     position = action.n1
                 elif isinstance(action, EndForward):
                     forward_done = True

@@ -266,6 +266,33 @@ def test_adjoint_records_only_what_the_vjp_reads():
     assert only_d.needs == ("u",)  # ...the d-adjoint does not: a state copy saved per step
 
 
+class _KeepingL2(dp.losses.L2):
+    """L2 that says it keeps the states it sees: the rollout may then reuse no state buffer."""
+
+    keeps_state = True
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_states_that_no_adjoint_reads_are_written_over(single):
+    """W.r.t. the initial state only, upwind's and diffusion's adjoints read no state: the
+    forward writes each step over the state of two steps ago instead of a fresh buffer,
+    and the gradient keeps its bits (against a loss that forbids reusing states)."""
+    sim, inputs, loss = problem(1, steps=40)
+    if single:
+        sim = dp.Rollout(dp.Step([upwind(1)]), 40)
+        inputs = {n: inputs[n] for n in ("d", "u", "dt", "dx")}
+    value, grads = sim.value_and_grad(loss, wrt=("d",), **inputs)
+    (kept,) = sim._spare_buffers.values()  # what the call handed out, back in the rollout's pool
+    reference = dp.Rollout(sim.step, 40)
+    keeping = _KeepingL2(loss.target, field="d")
+    value_ref, grads_ref = reference.value_and_grad(keeping, wrt=("d",), **inputs)
+    assert value == value_ref and np.array_equal(grads["d"], grads_ref["d"])
+    # a few buffers (states, adjoint buffers), plus a fresh one per step for the second of two operators
+    assert len(kept) <= (8 if single else 40 + 10), len(kept)  # 44 and 86 when every step took a fresh one
+    sim.value_and_grad(loss, wrt=("d", "u"), **inputs)  # u's adjoint reads d: every state is recorded
+    assert len(next(iter(sim._spare_buffers.values()))) >= 40
+
+
 def test_cfl_violation_is_warned_with_the_courant_number():
     sim, inputs, loss = problem(1, steps=3)
     inputs = {**inputs, "u": np.full(32, 2.0), "dt": 1.0 / 32}  # Courant number 2
