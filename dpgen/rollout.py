@@ -329,10 +329,13 @@ class Rollout:
         run = self._start(inputs)
         run.track_buffers()  # two per state field, and the result is a copy
         state = run.initial_state()
-        spare: dict[str, np.ndarray] = {}
+        free: list[np.ndarray] = []
         for t in range(self.steps):
-            # two buffers per state field: each step writes over the state of two steps ago
-            state, spare = run.forward_step(t, state, record=False, into=spare)[0], state
+            # a few buffers in all: each step writes over the state of two steps ago and
+            # over the intermediates of the step before
+            new_state, _ = run.forward_step(t, state, record=False, into=free, released=free)
+            free.extend(state.values())
+            state = new_state
         final = {n: copy_grid(run.grid(v)) for n, v in state.items()}
         run.give_back(issued=True)
         return final
@@ -348,10 +351,12 @@ class Rollout:
             run.track_buffers()
         state = run.initial_state()
         total = loss.evaluate(0, run.grid_state(state))[0] if 0 in observed else 0.0
-        spare: dict[str, np.ndarray] = {}
+        free: list[np.ndarray] = []
         for t in range(self.steps):
-            new_state, _ = run.forward_step(t, state, record=False, into=spare)
-            state, spare = new_state, (state if reuse else {})
+            new_state, _ = run.forward_step(t, state, record=False, into=free, released=free)
+            if reuse:
+                free.extend(state.values())
+            state = new_state
             if t + 1 in observed:
                 total += loss.evaluate(t + 1, run.grid_state(state))[0]
         run.give_back(issued=reuse)
@@ -362,8 +367,9 @@ class Rollout:
         run = self._start(inputs)
         state = run.initial_state()
         history = [run.grid_state(state)]
+        free: list[np.ndarray] = []  # intermediates only: the states are returned
         for t in range(self.steps):
-            state, _ = run.forward_step(t, state, record=False)
+            state, _ = run.forward_step(t, state, record=False, into=free, released=free)
             history.append(run.grid_state(state))
         return {n: np.stack([s[n] for s in history]) for n in self.step.state}
 
@@ -458,7 +464,7 @@ class Rollout:
             for name, g in loss_grads.pop(t, {}).items():
                 cotangent[name] += g
 
-        def unheld(state: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
+        def unheld(state: dict[str, np.ndarray], t: int) -> list[np.ndarray]:
             """The buffers of ``state`` (step ``t``'s input) that nothing holds: step ``t + 1`` may write over them.
 
             A state that no tape records (the adjoints read no state value, e.g. a linear
@@ -473,9 +479,9 @@ class Rollout:
             # of a multi-operator step that became the state)
             entries = [entry for s in (t - 1, t) for entry in tapes.get(s, ()) if entry]
             if not entries:  # the common case, and a cheap one: small grids are bound by per-step Python
-                return dict(state)
+                return list(state.values())
             held = {id(a) for entry in entries for a in entry.values()}
-            return {n: a for n, a in state.items() if id(a) not in held}
+            return [a for a in state.values() if id(a) not in held]
 
         def store(n: int, where: StorageType, snapshot) -> None:
             if where == StorageType.DISK:
@@ -527,16 +533,17 @@ class Rollout:
                         raise RuntimeError(f"checkpoint schedule out of sync: at {position}, asked for {action}")
                     if action.write_ics:
                         store(action.n0, action.storage, work)
-                    spare: dict[str, np.ndarray] = {}
+                    free: list[np.ndarray] = []
                     for t in range(action.n0, action.n1):
                         previous = work
-                        work, tape = run.forward_step(t, work, action.write_adj_deps, into=spare)
+                        work, tape = run.forward_step(t, work, action.write_adj_deps, into=free, released=free)
                         stats.forward_steps += 1
                         if action.write_adj_deps:
                             tapes[t] = tape
                             stats.max_recorded_steps = max(stats.max_recorded_steps, len(tapes))
                         observe(t + 1, work)
-                        spare = unheld(previous, t) if reuse_states and t > action.n0 else {}
+                        if reuse_states and t > action.n0:
+                            free.extend(unheld(previous, t))
                     position = action.n1
                 elif isinstance(action, EndForward):
                     forward_done = True
@@ -680,14 +687,15 @@ class _Run:
     def zeros(self) -> np.ndarray:
         return np.zeros(self.grid_shape, self.dtype)
 
-    def pad(self, array: np.ndarray, call_input: bool = False) -> np.ndarray:
+    def pad(self, array: np.ndarray, call_input: bool = False, into: list[np.ndarray] | None = None) -> np.ndarray:
         """``array`` copied into the grid cells of a padded buffer (ghost cells undefined).
 
         ``call_input``: the padded initial state or a time-constant field, made once per
         call and given back with the tracked buffers: without them, each call faulted in
-        two fresh grid arrays (on this VM up to 6 ms each at 10^6 cells).
+        two fresh grid arrays (on this VM up to 6 ms each at 10^6 cells). ``into``: free
+        buffers to take it from first (see :meth:`forward_step`).
         """
-        padded = self.empty(track=False)
+        padded = into.pop() if into else self.empty(track=False)
         if call_input:
             self._padded_inputs.append(padded)
         copy_into(padded[self._inside], array)  # in parallel on big grids (NumPy copies a view on one core)
@@ -750,14 +758,20 @@ class _Run:
 
     # --- sweeps ---------------------------------------------------------------------------
 
-    def forward_step(self, t: int, state, record: bool, into: dict[str, np.ndarray] | None = None):
+    def forward_step(self, t: int, state, record: bool, into: list[np.ndarray] | None = None,
+                     released: list[np.ndarray] | None = None):
         """Advance one step; return the new padded state and (if ``record``) what each vjp reads.
 
-        ``into`` offers padded buffers for state outputs (each used once, then dropped
-        from the mapping), e.g. the state of two steps ago; new ones are allocated otherwise.
+        ``into`` offers padded buffers that may be written over (popped as outputs need
+        them, e.g. the state of two steps ago); new ones are allocated otherwise.
+        ``released``, if given, receives the buffers this step wrote and no longer needs:
+        outputs that a later operator of the step replaced, unless the tape holds them.
+        Without that, a step of two stencils kept one buffer per step alive until the
+        sweep ended.
         """
         env = {**self.external(t), **state}
         tape = []
+        written: list[np.ndarray] = []
         for k in self.ops:
             if not isinstance(k, CompiledStencil):  # a step operator on grid arrays (e.g. a linear solve)
                 results, memo = k.step_forward({n: self.grid(env[n]) for n in k.inputs},
@@ -767,18 +781,23 @@ class _Run:
                                                       if n not in self.constants and n not in self.controls}})
                 if self.rollout.check_finite:
                     self._non_finite(t, k.name, {n: np.asarray(v) for n, v in results.items()}, padded=False)
-                env.update({n: self.pad(v) for n, v in results.items()})
+                padded = {n: self.pad(v, into=into) for n, v in results.items()}
+                written.extend(padded.values())
+                env.update(padded)
                 continue
-            outs = {n: (into.pop(n, None) if into else None) for n in k.outputs}
-            outs = {n: self.empty() if buf is None else buf for n, buf in outs.items()}
+            outs = {n: into.pop() if into else self.empty() for n in k.outputs}
             bad = k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
                                    {n: self.view(v, k) for n, v in outs.items()})
             if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
                 self._non_finite(t, k.name, outs)
             if record:  # external fields are available again in the reverse sweep: never stored
                 tape.append({n: env[n] for n in k.needs if n not in self.constants and n not in self.controls})
+            written.extend(outs.values())
             env.update(outs)
         new_state = {n: env[n] for n in self.rollout.step.state}
+        if released is not None:
+            live = {id(a) for a in new_state.values()} | {id(a) for entry in tape for a in entry.values()}
+            released.extend(b for b in written if id(b) not in live)
         return new_state, tape
 
     def _non_finite(self, t: int, operator: str, outs: Mapping[str, np.ndarray], padded: bool = True) -> None:
