@@ -332,7 +332,8 @@ class Rollout:
         free: list[np.ndarray] = []
         for t in range(self.steps):
             # a few buffers in all: each step writes over the state of two steps ago and
-            # over the intermediates of the step before
+            # over the intermediates of the step before (every state field is written each
+            # step, so no buffer of the old state lives on in the new one)
             new_state, _ = run.forward_step(t, state, record=False, into=free, released=free)
             free.extend(state.values())
             state = new_state
