@@ -641,6 +641,7 @@ class _Run:
         self.controls = controls
         self._control_pad = {n: self.empty() for n in controls}
         self._views: dict[int, tuple[slice, ...] | None] = {}
+        self._runners: dict[int, tuple] = {}  # see _forward_runner
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
         self._seeds: dict[str, np.ndarray] | None = None  # see seed_buffers
@@ -761,10 +762,10 @@ class _Run:
         Without that, a step of two stencils kept one buffer per step alive until the
         sweep ended.
         """
-        env = {**self.external(t), **state}
+        env = {**(self.external(t) if self.controls else self.constants), **state}
         tape = []
         written: list[np.ndarray] = []
-        for k in self.ops:
+        for i, k in enumerate(self.ops):
             if not isinstance(k, CompiledStencil):  # a step operator on grid arrays (e.g. a linear solve)
                 results, memo = k.step_forward({n: self.grid(env[n]) for n in k.inputs},
                                                {p: self.params[p] for p in k.params})
@@ -777,20 +778,32 @@ class _Run:
                 written.extend(padded.values())
                 env.update(padded)
                 continue
-            outs = {n: into.pop() if into else self.empty() for n in k.outputs}
-            bad = k.forward_padded({n: self.view(env[n], k) for n in k.inputs}, self.params,
-                                   {n: self.view(v, k) for n, v in outs.items()})
+            outs = [into.pop() if into else self.empty() for _ in k.outputs]
+            run, own_halo = self._forward_runner(i, k)
+            if own_halo:  # the run's layout is the operator's: no views
+                bad = run([env[n] for n in k.inputs], outs)
+            else:
+                bad = run([self.view(env[n], k) for n in k.inputs], [self.view(v, k) for v in outs])
             if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
-                self._non_finite(t, k.name, outs)
+                self._non_finite(t, k.name, dict(zip(k.outputs, outs)))
             if record:  # external fields are available again in the reverse sweep: never stored
                 tape.append({n: env[n] for n in k.needs if n not in self.constants and n not in self.controls})
-            written.extend(outs.values())
-            env.update(outs)
+            written.extend(outs)
+            env.update(zip(k.outputs, outs))
         new_state = {n: env[n] for n in self.rollout.step.state}
         if released is not None and len(written) > len(new_state):  # else every output is state
             live = {id(a) for a in new_state.values()} | {id(a) for entry in tape for a in entry.values()}
             released.extend(b for b in written if id(b) not in live)
         return new_state, tape
+
+    def _forward_runner(self, i: int, k: CompiledStencil):
+        """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, and whether it takes the run's buffers as they are."""
+        entry = self._runners.get(i)
+        if entry is None:
+            own_halo = tuple(k.halo) == self.halo
+            shape = self.padded_shape if own_halo else k.padded_shape(self.grid_shape)
+            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo)
+        return entry
 
     def _non_finite(self, t: int, operator: str, outs: Mapping[str, np.ndarray], padded: bool = True) -> None:
         """Raise for the first output of ``operator`` at step ``t`` that holds NaN or inf."""

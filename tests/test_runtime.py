@@ -200,6 +200,28 @@ def test_forward_kernel_counts_cells_with_non_finite_outputs(threshold):
         assert (~np.isfinite(outs["gx"][inside]) | ~np.isfinite(outs["gy"][inside])).sum() == 6
 
 
+@pytest.mark.parametrize("bc", ["periodic", "edge"])
+def test_forward_runner_equals_forward_padded(adv, bc):
+    """The runner rollouts step with (look-ups done once) fills the same halos, writes the
+    same bits and counts the same non-finite cells as forward_padded."""
+    k = adv if bc == "periodic" else dp.compile(upwind(1, bc="edge", name="upwind_edge_runner"), wrt=())
+    rng = np.random.default_rng(3)
+    d, u = rng.random(40), rng.random(40) - 0.5
+    params = {"dt": 0.01, "dx": 0.1}
+    run = k.forward_runner(k.padded_shape(d.shape), params)
+    inputs = {}
+    for name, value in (("d", d), ("u", u)):
+        inputs[name] = np.full(k.padded_shape(d.shape), 7.0)  # stale ghost cells: both must fill them
+        inputs[name][k.interior(d.shape)] = value
+    copies = {n: a.copy() for n, a in inputs.items()}
+    want, got = np.zeros(k.padded_shape(d.shape)), np.zeros(k.padded_shape(d.shape))
+    assert k.forward_padded(copies, params, {"d": want}) == 0
+    assert run([inputs[n] for n in k.inputs], [got]) == 0
+    np.testing.assert_array_equal(got, want)
+    inputs["d"][5] = np.nan
+    assert run([inputs[n] for n in k.inputs], [got]) == 3  # the cell and its two neighbours
+
+
 def test_serial_and_parallel_twins_keep_their_own_numba_cache_entries(tmp_path):
     """Numba names its on-disk cache after the function, not the compile options: twins
     built from one function must not load each other's machine code (the parallel twin
