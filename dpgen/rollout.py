@@ -199,6 +199,7 @@ class RolloutStats:
     forward_steps: int = 0
     adjoint_steps: int = 0
     max_snapshots: int = 0
+    #: the most steps whose tapes held values at once (a step whose adjoints read nothing records nothing)
     max_recorded_steps: int = 0
     schedule: str = "store all"
     #: pairs of adjoint steps run as one fused pass (``adjoint_periodic_pair``; counted in ``adjoint_steps``)
@@ -440,6 +441,7 @@ class Rollout:
         storage: dict[StorageType, dict[int, object]] = {StorageType.RAM: {}, StorageType.DISK: {}}
         disk_dir = tempfile.TemporaryDirectory(prefix="dpgen-checkpoints-") if self.disk_snapshots else None
         tapes: dict[int, list] = {}
+        recorded_now = 0  # tapes that hold values (see RolloutStats.max_recorded_steps)
         loss_grads: dict[int, dict[str, np.ndarray]] = {}
         value = 0.0
         work = run.initial_state()  # padded state at step `position`
@@ -530,7 +532,9 @@ class Rollout:
                         stats.forward_steps += 1
                         if action.write_adj_deps:
                             tapes[t] = tape
-                            stats.max_recorded_steps = max(stats.max_recorded_steps, len(tapes))
+                            if any(tape):
+                                recorded_now += 1
+                                stats.max_recorded_steps = max(stats.max_recorded_steps, recorded_now)
                         observe(t + 1, work)
                         # the first state of a forward run is the only one a snapshot can
                         # hold (stored as the run starts, or restored to start it)
@@ -556,7 +560,7 @@ class Rollout:
                         stats.fused_pairs += done - 1
                         if action.clear_adj_deps:
                             for reversed_step in range(t - done + 1, t + 1):
-                                del tapes[reversed_step]
+                                recorded_now -= any(tapes.pop(reversed_step))
                         t -= done
                         add_loss_gradient(t + 1, cot)
                 elif isinstance(action, (Copy, Move)):
