@@ -646,6 +646,7 @@ class _Run:
         self._control_pad = {n: self.empty() for n in controls}
         self._views: dict[int, tuple[slice, ...] | None] = {}
         self._runners: dict[int, tuple] = {}  # see _forward_runner
+        self._pair_runner = None  # see reverse_pair
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
         self._seeds: dict[str, np.ndarray] | None = None  # see seed_buffers
@@ -801,7 +802,8 @@ class _Run:
         return new_state, tape
 
     def _forward_runner(self, i: int, k: CompiledStencil):
-        """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, and whether it takes the run's buffers as they are."""
+        """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, and whether it
+        takes the run's buffers as they are (its halo is the run's: no views)."""
         entry = self._runners.get(i)
         if entry is None:
             own_halo = tuple(k.halo) == self.halo
@@ -900,11 +902,13 @@ class _Run:
         padded_bars = self._padded_cotangents({n: cot[n] for n in k.outputs}, k)
         if padded_bars is None:
             return None
-        env = self.external(t)
-        late = {n: self.view(tape[0][n] if n in tape[0] else env[n], k) for n in k.needs}
-        early = {n: self.view(early_tape[0][n], k) for n in k.outputs if n in early_tape[0]}
         adj, add = self._adjoint_targets(0, k)
-        k.adjoint_pair_padded(padded_bars, late, early, self.params, adj, add)
+        if self._pair_runner is None:  # the only operator: its layout is the run's, no views
+            self._pair_runner = k.adjoint_pair_runner(self.padded_shape, self.dtype, self.params, add)
+        inputs = k.spec["adjoint_inputs"]  # time-constant ones are not on the tape (no controls here)
+        self._pair_runner([padded_bars[c] for c in k.spec["adjoint_cotangents"]],
+                          [tape[0][n] if n in tape[0] else self.constants[n] for n in inputs],
+                          [early_tape[0][n] for n in inputs if n in k.outputs], [adj[n] for n in k.wrt_fields])
         result = {}
         for n in k.outputs:
             result[n] = value = k.grid_cells(adj[n])

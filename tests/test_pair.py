@@ -91,6 +91,25 @@ def test_pair_equals_two_single_steps_bit_for_bit(name, threshold):
                     np.testing.assert_array_equal(k.grid_cells(adj[n]), expected[n], err_msg=f"{n} rows={rows} w={workers}")
 
 
+def test_pair_calls_with_changing_parameters_and_flags_use_their_own():
+    """adjoint_pair_padded keeps the runner of its last call: a call with another time step
+    or without accumulating must not run with the kept parameters or flags."""
+    factory, grid = STENCILS["upwind_1d"]
+    k = dp.compile(factory())
+    rng = np.random.default_rng(11)
+    late, early, bars, params = _fields(k, grid, rng)
+    start = {"u": rng.standard_normal(k.padded_shape(grid))}
+    for step_params, accumulate in ((params, True), ({**params, "dt": 2 * params["dt"]}, True),
+                                    ({**params, "dt": 2 * params["dt"]}, False), (params, True)):
+        # without accumulating, u gets both steps' contributions: as if accumulated onto zeros
+        expected = _two_single_steps(k, late, early, bars, step_params, ["u"],
+                                     start if accumulate else {"u": np.zeros(k.padded_shape(grid))})
+        adj = {"d": np.empty(k.padded_shape(grid)), "u": start["u"].copy() if accumulate else np.empty(k.padded_shape(grid))}
+        k.adjoint_pair_padded({c: b.copy() for c, b in bars.items()}, late, early, step_params, adj, {"u": accumulate})
+        for n in ("d", "u"):
+            np.testing.assert_array_equal(k.grid_cells(adj[n]), expected[n], err_msg=f"{n} {step_params} {accumulate}")
+
+
 def test_pair_rows_keep_chunks_near_their_size_and_share_the_grid():
     k = dp.compile(upwind(1))
     assert k.pair_rows((10**6 + 2,), 8, 2) == 16384  # 1-D: 128 KiB of intermediate cotangent

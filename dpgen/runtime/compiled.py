@@ -129,6 +129,7 @@ class CompiledStencil:
         self._insides: dict[tuple[int, ...], tuple[slice, ...]] = {}
         # per (padded shape, dtype): the scratch arrays of adjoint_periodic_pair
         self._pair_scratch: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self._last_pair_runner: tuple | None = None  # (key, runner) of the last adjoint_pair_padded call
 
     @property
     def wrt(self) -> tuple[str, ...]:
@@ -460,9 +461,36 @@ class CompiledStencil:
         :meth:`adjoint_padded` calls, whatever ``rows`` per chunk and ``workers``
         (default: :meth:`pair_rows`, and Numba's thread pool).
         """
+        inputs, cotangents = self.spec["adjoint_inputs"], self.spec["adjoint_cotangents"]
         shape, dtype = adj[self.wrt_fields[0]].shape, padded_bars[self.outputs[0]].dtype
-        cotangents = self.spec["adjoint_cotangents"]
-        fills, bar_fills, kernel = self._call("adjoint_periodic_pair", shape, self.spec["adjoint_inputs"], cotangents)
+        flags = tuple(bool(add.get(n, False)) for n in self.wrt_fields)
+        key = (shape, dtype.str, tuple(params[p] for p in self.params), flags, rows, workers, config.parallel_threshold)
+        last = self._last_pair_runner  # one kept (parameters change); a local, so threads never mix runners
+        if last is None or last[0] != key:
+            last = self._last_pair_runner = (key, self.adjoint_pair_runner(shape, dtype, params, add, rows, workers))
+        run = last[1]
+        run([padded_bars[c] for c in cotangents], [late[n] for n in inputs],
+            [early[n] for n in inputs if n in self.outputs], [adj[n] for n in self.wrt_fields])
+
+    def adjoint_pair_runner(
+        self,
+        padded_shape: tuple[int, ...],
+        dtype: np.dtype,
+        params: Mapping[str, float],
+        add: Mapping[str, bool],
+        rows: int | None = None,
+        workers: int | None = None,
+    ) -> Callable[[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]], None]:
+        """:meth:`adjoint_pair_padded` with its look-ups done once (see :meth:`forward_runner`).
+
+        Returns ``run(bars, late, early, adj)``, taking sequences in the kernel's order:
+        the padded cotangents of ``SPEC["adjoint_cotangents"]``, the inputs of step
+        ``t`` in ``SPEC["adjoint_inputs"]`` order, the states among them at step
+        ``t - 1``, and the targets of :attr:`wrt_fields`.
+        """
+        inputs, cotangents = self.spec["adjoint_inputs"], self.spec["adjoint_cotangents"]
+        shape, dtype = tuple(padded_shape), np.dtype(dtype)
+        fills, bar_fills, kernel = self._call("adjoint_periodic_pair", shape, inputs, cotangents)
         key, default = (shape, dtype.str), rows is None and workers is None
         scratch = self._pair_scratch.get(key) if default else None
         if scratch is None:
@@ -474,18 +502,25 @@ class CompiledStencil:
             scratch = tuple(np.empty(scratch_shape, dtype) for _ in self.outputs)
             if default:
                 self._pair_scratch[key] = scratch
-        inputs = self.spec["adjoint_inputs"]
-        for n, fill in fills:
-            fill(late[n])
-            if n in early:
-                fill(early[n])
-        for c, fill in bar_fills:
-            fill(padded_bars[c])
-        kernel(
-            *[late[n] for n in inputs], *[early[n] for n in inputs if n in self.outputs],
-            *[padded_bars[c] for c in cotangents], *[params[p] for p in self.params],
-            *[adj[n] for n in self.wrt_fields], *[bool(add.get(n, False)) for n in self.wrt_fields], *scratch,
-        )
+        late_position = {n: i for i, n in enumerate(inputs)}
+        early_position = {n: i for i, n in enumerate(n for n in inputs if n in self.outputs)}
+        late_fills = tuple((late_position[n], fill) for n, fill in fills)
+        early_fills = tuple((early_position[n], fill) for n, fill in fills if n in early_position)
+        bar_fills = tuple(fill for _, fill in bar_fills)  # in cotangents order
+        values = tuple(params[p] for p in self.params)
+        flags = tuple(bool(add.get(n, False)) for n in self.wrt_fields)
+
+        def run(bars: Sequence[np.ndarray], late: Sequence[np.ndarray], early: Sequence[np.ndarray],
+                adj: Sequence[np.ndarray]) -> None:
+            for i, fill in late_fills:
+                fill(late[i])
+            for i, fill in early_fills:
+                fill(early[i])
+            for fill, bar in zip(bar_fills, bars):
+                fill(bar)
+            kernel(*late, *early, *bars, *values, *adj, *flags, *scratch)
+
+        return run
 
     def grid_cells(self, padded: np.ndarray) -> np.ndarray:
         """The grid cells of a padded array (a view)."""
