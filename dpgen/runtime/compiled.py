@@ -503,7 +503,7 @@ class CompiledStencil:
             if default:
                 self._pair_scratch[key] = scratch
         late_position = {n: i for i, n in enumerate(inputs)}
-        early_position = {n: i for i, n in enumerate(n for n in inputs if n in self.outputs)}
+        early_position = {n: i for i, n in enumerate([m for m in inputs if m in self.outputs])}
         late_fills = tuple((late_position[n], fill) for n, fill in fills)
         early_fills = tuple((early_position[n], fill) for n, fill in fills if n in early_position)
         bar_fills = tuple(fill for _, fill in bar_fills)  # in cotangents order
