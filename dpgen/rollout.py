@@ -646,6 +646,7 @@ class _Run:
         self._control_pad = {n: self.empty() for n in controls}
         self._views: dict[int, tuple[slice, ...] | None] = {}
         self._runners: dict[int, tuple] = {}  # see _forward_runner
+        self.state_names = step.state
         self._pair_runner = None  # see reverse_pair
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
@@ -784,7 +785,7 @@ class _Run:
                 env.update(padded)
                 continue
             outs = [into.pop() if into else self.empty() for _ in k.outputs]
-            run, own_halo = self._forward_runner(i, k)
+            run, own_halo, recorded = self._forward_runner(i, k)
             if own_halo:  # the run's layout is the operator's: no views
                 bad = run([env[n] for n in k.inputs], outs)
             else:
@@ -792,23 +793,25 @@ class _Run:
             if bad and self.rollout.check_finite:  # counted by the kernel: no extra pass
                 self._non_finite(t, k.name, dict(zip(k.outputs, outs)))
             if record:  # external fields are available again in the reverse sweep: never stored
-                tape.append({n: env[n] for n in k.needs if n not in self.constants and n not in self.controls})
+                tape.append({n: env[n] for n in recorded})
             written.extend(outs)
             env.update(zip(k.outputs, outs))
-        new_state = {n: env[n] for n in self.rollout.step.state}
+        new_state = {n: env[n] for n in self.state_names}
         if released is not None and len(written) > len(new_state):  # else every output is state
             live = {id(a) for a in new_state.values()} | {id(a) for entry in tape for a in entry.values()}
             released.extend(b for b in written if id(b) not in live)
         return new_state, tape
 
     def _forward_runner(self, i: int, k: CompiledStencil):
-        """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, and whether it
-        takes the run's buffers as they are (its halo is the run's: no views)."""
+        """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, whether it takes
+        the run's buffers as they are (its halo is the run's: no views), and the fields its
+        tape records (what its vjp reads, less the time-constant fields and controls)."""
         entry = self._runners.get(i)
         if entry is None:
             own_halo = tuple(k.halo) == self.halo
             shape = self.padded_shape if own_halo else k.padded_shape(self.grid_shape)
-            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo)
+            recorded = tuple(n for n in k.needs if n not in self.constants and n not in self.controls)
+            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo, recorded)
         return entry
 
     def _non_finite(self, t: int, operator: str, outs: Mapping[str, np.ndarray], padded: bool = True) -> None:
