@@ -147,5 +147,19 @@ def shipped(bc: BC = "periodic") -> list[Stencil]:
 
 
 # --- build spec: the instances generated into generated/ (all inputs and parameters) ----
-STENCILS = shipped("periodic")
-WRT = {s.name: tuple(f.name for f in s.inputs) + tuple(p.name for p in s.params) for s in STENCILS}
+def _spec() -> tuple[list[Stencil], dict[str, tuple[str, ...]]]:
+    stencils = shipped("periodic")
+    return stencils, {s.name: tuple(f.name for f in s.inputs) + tuple(p.name for p in s.params) for s in stencils}
+
+
+if __name__ != "dpgen.stencils":  # run as a spec file (`dpgen build dpgen/stencils.py` reads these names)
+    STENCILS, WRT = _spec()
+
+
+def __getattr__(name: str) -> object:
+    """``STENCILS`` and ``WRT``, built on first use when imported: building every shipped
+    stencil had been 70 ms of ``import dpgen`` (SymPy imports more of itself for them)."""
+    if name in ("STENCILS", "WRT"):
+        globals()["STENCILS"], globals()["WRT"] = _spec()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
