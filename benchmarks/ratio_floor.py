@@ -2,8 +2,8 @@
 
 Usage: python benchmarks/ratio_floor.py [--n 1000000] [--steps 100] [--rounds 7]
 
-The 1-D upwind rollout of the ``upwind1d`` problem (store all states), taken apart on
-the padded-array layer that :class:`dpgen.Rollout` calls:
+The 1-D upwind rollout of the ``upwind1d`` problem (its data and its dpgen row; store
+all states), taken apart on the padded-array layer that :class:`dpgen.Rollout` calls:
 
 * **write floor**: ``steps`` records of one padded state written by a parallel fill,
   the bytes that storing every state must put in memory, with no arithmetic;
@@ -30,12 +30,16 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
 import dpgen as dp
 from dpgen.stencils import upwind
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `benchmarks` importable
+from benchmarks.problems import Case, upwind1d  # noqa: E402
 
 
 @numba.njit(parallel=True, cache=True)
@@ -50,13 +54,10 @@ class Parts:
     def __init__(self, n: int, steps: int):
         if steps % 2:
             raise SystemExit("--steps must be even: the reverse sweep runs two steps per pass")
-        rng = np.random.default_rng(0)
-        x = np.linspace(0, 1, n, endpoint=False)
-        self.n, self.steps = n, steps
-        self.d0 = np.exp(-(((x - 0.5) / 0.1) ** 2))
-        self.u = 0.5 + 0.1 * rng.standard_normal(n)
-        self.target = np.roll(self.d0, n // 7)
-        self.params = {"dt": 0.4 / n, "dx": 1.0 / n}
+        data = upwind1d.make_data(Case("ratio_floor", {"n": n, "T": steps}))
+        self.steps, self.d0, self.target = steps, data["d0"], data["target"]
+        self.params = {"dt": data["dt"], "dx": data["dx"]}
+        self.rollout = upwind1d.Dpgen(data)  # the benchmark's own dpgen row
         self.k = dp.compile(upwind(1), wrt=("d", "u"))
         if not self.k.spec.get("has_periodic_pair"):
             raise SystemExit("the upwind stencil has no fused two-step adjoint kernel")
@@ -64,13 +65,9 @@ class Parts:
         self.records = [np.zeros(padded) for _ in range(steps + 1)]
         self.hot = [np.zeros(padded), np.zeros(padded)]
         self.u_padded = np.zeros(padded)
-        self.u_padded[1:-1] = self.u
+        self.u_padded[1:-1] = data["u"]
         self.bars = [np.zeros(padded), np.zeros(padded)]
         self.u_bar = np.zeros(padded)
-        self.seed = np.zeros(padded)
-        self.sim = dp.Rollout(dp.Step([self.k]), steps)
-        self.loss = dp.losses.L2(self.target, field="d")
-        self.inputs = {"d": self.d0, "u": self.u, **self.params}
 
     def write_floor(self) -> None:
         for record in self.records[1:]:
@@ -103,10 +100,10 @@ class Parts:
         return bar[1:-1], self.k.fold_halo("u", self.u_bar)
 
     def run(self) -> None:
-        self.sim.run(**self.inputs)
+        self.rollout.forward()
 
     def value_and_grad(self):
-        return self.sim.value_and_grad(self.loss, wrt=("d", "u"), **self.inputs)
+        return self.rollout.value_and_grad()
 
 
 def check(parts: Parts) -> None:
@@ -144,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parts.recording_forward()
     parts.plain_forward()
     parts.write_floor()
+    parts.run()  # the rollout's forward-only kernels (check() ran its value and gradient)
     items = {
         "write floor (fill the records)": parts.write_floor,
         # the cold sweep reads the records the recording just wrote: one item
