@@ -515,7 +515,7 @@ class Rollout:
             # w.r.t. d0 only, wrote a fresh 8 MB buffer per step before (109 -> 86 ms). A
             # state buffer enters a tape only under its own name, so names decide.
             reuse_states = not loss.keeps_state
-            recorded = {n for k in run.ops for n in (k.needs if isinstance(k, CompiledStencil) else k.inputs)}
+            recorded = {n for k in run.ops for n in run.tape_fields(k)}
             unrecorded = [n for n in self.step.state if n not in recorded]
             if recycle:
                 run.track_buffers()
@@ -776,8 +776,7 @@ class _Run:
                 results, memo = k.step_forward({n: self.grid(env[n]) for n in k.inputs},
                                                {p: self.params[p] for p in k.params})
                 if record:
-                    tape.append({"__memo__": memo, **{n: env[n] for n in k.inputs
-                                                      if n not in self.constants and n not in self.controls}})
+                    tape.append({"__memo__": memo, **{n: env[n] for n in self.tape_fields(k)}})
                 if self.rollout.check_finite:
                     self._non_finite(t, k.name, {n: np.asarray(v) for n, v in results.items()}, padded=False)
                 padded = {n: self.pad(v, into=into) for n, v in results.items()}
@@ -804,15 +803,20 @@ class _Run:
 
     def _forward_runner(self, i: int, k: CompiledStencil):
         """Operator ``i``'s :meth:`~CompiledStencil.forward_runner` for this run, whether it takes
-        the run's buffers as they are (its halo is the run's: no views), and the fields its
-        tape records (what its vjp reads, less the time-constant fields and controls)."""
+        the run's buffers as they are (its halo is the run's: no views), and its
+        :meth:`tape_fields`."""
         entry = self._runners.get(i)
         if entry is None:
             own_halo = tuple(k.halo) == self.halo
             shape = self.padded_shape if own_halo else k.padded_shape(self.grid_shape)
-            recorded = tuple(n for n in k.needs if n not in self.constants and n not in self.controls)
-            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo, recorded)
+            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo, self.tape_fields(k))
         return entry
+
+    def tape_fields(self, k) -> tuple[str, ...]:
+        """The fields operator ``k``'s tape records: what its vjp reads (a step operator's: its
+        inputs), less the time-constant fields and controls, which the reverse sweep has anyway."""
+        reads = k.needs if isinstance(k, CompiledStencil) else k.inputs
+        return tuple(n for n in reads if n not in self.constants and n not in self.controls)
 
     def _non_finite(self, t: int, operator: str, outs: Mapping[str, np.ndarray], padded: bool = True) -> None:
         """Raise for the first output of ``operator`` at step ``t`` that holds NaN or inf."""
