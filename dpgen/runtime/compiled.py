@@ -310,9 +310,7 @@ class CompiledStencil:
         The ghost cells of ``outs`` are not touched. Returns the number of cells with a
         non-finite output (counted inside the kernel).
         """
-        # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
-        filled = self.inputs if self.spec.get("forward_reads_ghosts", True) else ()
-        fills, _, kernel = self._call("forward", outs[self.outputs[0]].shape, filled)
+        fills, kernel = self._forward_call(outs[self.outputs[0]].shape)
         for n, fill in fills:
             fill(padded[n])
         return kernel(
@@ -342,8 +340,7 @@ class CompiledStencil:
         >>> step([state], [out]), out[k.interior((3,))]  # the ghost cell is filled periodically first
         (0, array([ 1.,  2., -3.]))
         """
-        filled = self.inputs if self.spec.get("forward_reads_ghosts", True) else ()  # as forward_padded
-        fills, _, kernel = self._call("forward", tuple(padded_shape), filled)
+        fills, kernel = self._forward_call(tuple(padded_shape))
         position = {n: i for i, n in enumerate(self.inputs)}
         fill_at = tuple((position[n], fill) for n, fill in fills)
         values = tuple(params[p] for p in self.params)
@@ -354,6 +351,13 @@ class CompiledStencil:
             return kernel(*inputs, *values, *outs)
 
         return run
+
+    def _forward_call(self, padded_shape: tuple[int, ...]) -> tuple[tuple, object]:
+        """The forward kernel's halo fills (per input name) and the kernel, for ``padded_shape``."""
+        # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
+        filled = self.inputs if self.spec.get("forward_reads_ghosts", True) else ()
+        fills, _, kernel = self._call("forward", padded_shape, filled)
+        return fills, kernel
 
     def _call(
         self, name: str, padded_shape: tuple[int, ...], filled: tuple[str, ...], cotangents: tuple[str, ...] = ()
