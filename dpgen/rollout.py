@@ -345,7 +345,7 @@ class Rollout:
     def value(self, loss: Loss | Callable, **inputs: object) -> float:
         """The loss of the rollout, forward only (nothing recorded)."""
         loss = as_loss(loss)
-        observed = loss.observed_steps(self.steps)
+        observed = frozenset(loss.observed_steps(self.steps))  # looked up every step
         run = self._start(inputs)
         # a loss that keeps no reference to a state (dpgen's own) lets its buffers be reused
         reuse = not loss.keeps_state
@@ -429,7 +429,7 @@ class Rollout:
             split, [n for n in names if n in constants or n in controls], [n for n in names if n in params]
         )
         run.start_gradients(names)
-        observed = loss.observed_steps(self.steps)
+        observed = frozenset(loss.observed_steps(self.steps))  # looked up every step
 
         bytes_per_state = sum(run.layout_bytes for _ in self.step.state)
         per_record = run.layout_bytes * sum(
@@ -526,20 +526,24 @@ class Rollout:
                     if action.write_ics:
                         store(action.n0, action.storage, work)
                     free: list[np.ndarray] = []
+                    record = action.write_adj_deps
+                    dead = (unrecorded if record else self.step.state) if reuse_states else ()
                     for t in range(action.n0, action.n1):
                         previous = work
-                        work, tape = run.forward_step(t, work, action.write_adj_deps, into=free, released=free)
+                        work, tape = run.forward_step(t, work, record, into=free, released=free)
                         stats.forward_steps += 1
-                        if action.write_adj_deps:
+                        if record:
                             tapes[t] = tape
                             if any(tape):
                                 recorded_now += 1
-                                stats.max_recorded_steps = max(stats.max_recorded_steps, recorded_now)
-                        observe(t + 1, work)
+                                if recorded_now > stats.max_recorded_steps:
+                                    stats.max_recorded_steps = recorded_now
+                        if t + 1 in observed:
+                            observe(t + 1, work)
                         # the first state of a forward run is the only one a snapshot can
                         # hold (stored as the run starts, or restored to start it)
-                        if reuse_states and t > action.n0:
-                            free.extend(previous[n] for n in (unrecorded if action.write_adj_deps else previous))
+                        if dead and t > action.n0:
+                            free.extend([previous[n] for n in dead])
                     position = action.n1
                 elif isinstance(action, EndForward):
                     forward_done = True
@@ -647,7 +651,7 @@ class _Run:
         self._views: dict[int, tuple[slice, ...] | None] = {}
         self._runners: dict[int, tuple] = {}  # see _forward_runner
         self.state_names = step.state
-        self._pair_runner = None  # see reverse_pair
+        self._pair_plan: tuple | None = None  # see reverse_pair
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
         self._seeds: dict[str, np.ndarray] | None = None  # see seed_buffers
@@ -906,21 +910,34 @@ class _Run:
         k = self.pair_operator
         if k is None:
             return None
-        padded_bars = self._padded_cotangents({n: cot[n] for n in k.outputs}, k)
+        padded_bars = self._padded_cotangents(cot, k)
         if padded_bars is None:
             return None
+        if self._pair_plan is None:
+            self._pair_plan = self._plan_pair(k)
+        run, cotangents, late, early, outputs = self._pair_plan
         adj, add = self._adjoint_targets(0, k)
-        if self._pair_runner is None:  # the only operator: its layout is the run's, no views
-            self._pair_runner = k.adjoint_pair_runner(self.padded_shape, self.dtype, self.params, add)
-        inputs = k.spec["adjoint_inputs"]  # time-constant ones are not on the tape (no controls here)
-        self._pair_runner([padded_bars[c] for c in k.spec["adjoint_cotangents"]],
-                          [tape[0][n] if n in tape[0] else self.constants[n] for n in inputs],
-                          [early_tape[0][n] for n in inputs if n in k.outputs], [adj[n] for n in k.wrt_fields])
+        late_tape, early_tape = tape[0], early_tape[0]
+        run([padded_bars[c] for c in cotangents], [late_tape[n] if value is None else value for n, value in late],
+            [early_tape[n] for n in early], list(adj.values()))
         result = {}
-        for n in k.outputs:
+        for n in outputs:
             result[n] = value = k.grid_cells(adj[n])
             self._cotangent_padding[id(value)] = (value, adj[n], k.halo)
         return self._state_cotangents(result)
+
+    def _plan_pair(self, k: CompiledStencil) -> tuple:
+        """What :meth:`reverse_pair` looks up once per sweep: the bound fused adjoint (the only
+        operator: its layout is the run's, no views), its cotangents' order, its inputs (None
+        for those on the tape, else the time-constant field), the early step's taped
+        inputs, and its outputs."""
+        add = {n: (0, n) in self.constant_acc for n in k.wrt_fields}  # what _adjoint_targets gives
+        recorded = self.tape_fields(k)
+        inputs = k.spec["adjoint_inputs"]  # time-constant ones are not on the tape (no controls here)
+        late = tuple((n, None if n in recorded else self.constants[n]) for n in inputs)
+        early = tuple(n for n in inputs if n in k.outputs)
+        run = k.adjoint_pair_runner(self.padded_shape, self.dtype, self.params, add)
+        return run, tuple(k.spec["adjoint_cotangents"]), late, early, tuple(k.outputs)
 
     def _adjoint_targets(self, i: int, k: CompiledStencil) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
         """Padded arrays operator ``i``'s adjoint writes, per field it differentiates, and which accumulate."""
