@@ -24,7 +24,9 @@ change, and say what changed here.
   ``SPEC["forward_reads_ghosts"]`` and ``SPEC["periodic_adjoint_reads_ghosts"]`` (True
   where missing) say whether ``forward`` and ``adjoint_periodic`` read ghost cells;
   on fully periodic 2-D and 3-D grids they read the wrapped grid cells instead, and
-  the runtime fills no halo before them.
+  the runtime fills no halo before them. ``SPEC["kernels_fill_halos"]`` (False where
+  missing): every kernel fills the ghost cells of its padded arguments itself (1-D),
+  and the runtime fills none before any of them.
 
 This module imports nothing, so loading generated modules stays free of SymPy.
 """

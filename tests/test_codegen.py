@@ -487,3 +487,47 @@ def test_periodic_kernels_read_wrapped_cells_not_ghosts(shape, threshold):
         unfolded = k.adjoint_padded({"p": k.grid_cells(padded_bar)}, padded, {}, adj, {}, {"p": padded_bar})
     assert not unfolded and np.isnan(padded_bar).sum() == padded_bar.size - np.prod(shape)
     np.testing.assert_allclose(k.grid_cells(adj["p"]), k.vjp({"p": g}, **fields)["p"], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("bc", ["periodic", "edge"])
+@pytest.mark.parametrize("threshold", [0, 10**12], ids=["parallel", "serial"])
+def test_1d_kernels_fill_their_own_halos(bc, threshold):
+    """1-D kernels fill the ghost cells of their padded arguments (``SPEC["kernels_fill_halos"]``):
+    the runtime looks up no fill, and padded-layer calls on inputs and cotangents whose
+    ghost cells hold NaN give the values of the public API, which pads the fields itself."""
+    from dpgen.config import override
+
+    k = dp.compile(upwind(1, bc=bc), wrt=("d", "u", "dt"))
+    assert k.spec["kernels_fill_halos"] is True
+    n, params = 9, {"dt": 0.03, "dx": 0.1}
+    rng = np.random.default_rng(5)
+    d0, u, g = rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)  # u changes sign
+
+    def nan_padded(values):
+        padded = np.full(k.padded_shape((n,)), np.nan)
+        padded[k.interior((n,))] = values
+        return padded
+
+    with override(parallel_threshold=threshold):
+        out = nan_padded(np.nan)
+        assert k.forward_padded({"d": nan_padded(d0), "u": nan_padded(u)}, params, {"d": out}) == 0
+        d1 = k.forward(d=d0, u=u, **params)["d"]
+        np.testing.assert_array_equal(k.grid_cells(out), d1)
+        ref = k.vjp({"d": g}, d=d1, u=u, **params)
+        adj = {"d": nan_padded(0.0), "u": nan_padded(0.0)}
+        inputs = {"d": nan_padded(d1), "u": nan_padded(u)}
+        periodic_bars = {"d": nan_padded(g)} if bc == "periodic" else None
+        unfolded = k.adjoint_padded({"d": g}, inputs, params, adj, {}, periodic_bars)
+        for name in ("d", "u"):
+            got = k.fold_halo(name, adj[name]) if unfolded else k.grid_cells(adj[name])
+            np.testing.assert_allclose(got, ref[name], rtol=1e-14, atol=1e-14)
+        grads = k.param_gradients_padded({"d": g}, {"d": nan_padded(d1), "u": nan_padded(u)}, params)
+        assert grads["dt"] == pytest.approx(ref["dt"], rel=1e-14)
+        if bc == "periodic":  # both steps' adjoints in one pass: d0 -> d1 -> (cotangent g)
+            early_ref = k.vjp({"d": ref["d"]}, d=d0, u=u, **params)
+            pair = {"d": nan_padded(0.0), "u": nan_padded(0.0)}
+            k.adjoint_pair_padded({"d": nan_padded(g)}, {"d": nan_padded(d1), "u": nan_padded(u)},
+                                  {"d": nan_padded(d0)}, params, pair, {})
+            np.testing.assert_allclose(k.grid_cells(pair["d"]), early_ref["d"], rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(k.grid_cells(pair["u"]), early_ref["u"] + ref["u"], rtol=1e-13, atol=1e-13)
+    assert k._calls and all(not fills and not bar_fills for fills, bar_fills, _ in k._calls.values())

@@ -6,6 +6,7 @@ import sympy as sp
 
 import dpgen as dp
 from dpgen.cli import main
+from dpgen.codegen import render_module
 from dpgen.errors import GradientCheckError, NotLinearError
 from dpgen.runtime import CompiledStencil
 from dpgen.stencils import laplacian, upwind
@@ -116,7 +117,7 @@ def test_check_vjp_tolerates_only_finite_difference_round_off(adv):
     assert not dp.check_vjp(bad, params={"dt": 1e-4, "dx": 1.0}, seed=0).passed
 
 
-def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghost(adv):
+def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghost(adv, tmp_path):
     """check_periodic_adjoint compares the fold-free kernel with the vjp; check_stencil and the table include it."""
     from dpgen.errors import NotApplicableError
 
@@ -130,16 +131,14 @@ def test_periodic_adjoint_check_runs_where_it_applies_and_catches_a_leaking_ghos
     assert not adv.spec["has_periodic_adjoint"]  # edge rule: the folded adjoint only
     with pytest.raises(NotApplicableError, match="no fold-free periodic adjoint"):
         dp.check_periodic_adjoint(adv)
-    # a kernel that forgets to fill the cotangent's halo reads the NaN ghosts: the check fails
-    # (a fresh instance of the same module: fills are looked up once per shape)
-    periodic = type(periodic)(periodic.module)
-    real = periodic._halo_kernel
-
-    def no_cotangent_fill(kind, name, padded):
-        return (lambda a: None) if name.startswith("bar__") else real(kind, name, padded)
-
-    periodic._halo_kernel = no_cotangent_fill
-    failed = dp.check_periodic_adjoint(periodic, seed=3)
+    # kernels that forget to fill the cotangent's halo read the NaN ghosts: the check fails
+    # (1-D kernels fill their own halos: the module's source without those calls)
+    source = render_module(upwind(1), ("d", "u", "dt")).source
+    fill = "    fill_halo_bar__d(pbar__d)\n"
+    assert source.count(fill) == 4  # adjoint_periodic and the pair, each with its serial twin
+    path = tmp_path / "upwind_no_cotangent_fill.py"
+    path.write_text(source.replace(fill, ""))
+    failed = dp.check_periodic_adjoint(dp.load(path), seed=3)
     assert not failed.passed and failed.error == float("inf")
     assert failed.details["pair d"] == float("inf")  # the pair fills the cotangent halo too
 

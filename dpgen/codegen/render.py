@@ -182,6 +182,8 @@ def spec_dict(plan: KernelPlan, digest: str, options: CodegenOptions) -> dict:
         "linear_wrt": plan.linear_wrt,
         "forward_reads_ghosts": plan.forward.reads_ghosts,
         "periodic_adjoint_reads_ghosts": plan.adjoint_periodic is None or plan.adjoint_periodic.reads_ghosts,
+        # 1-D kernels fill the ghost cells they read (see codegen.plan.fills_own_halos)
+        "kernels_fill_halos": plan.ndim == 1,
         "has_adjoint_kernel": plan.adjoint is not None,
         "has_param_kernel": plan.param_gradients is not None,
         "has_periodic_adjoint": plan.adjoint_periodic is not None,

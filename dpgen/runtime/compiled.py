@@ -372,6 +372,8 @@ class CompiledStencil:
         key = (name, padded_shape, config.parallel_threshold)
         call = self._calls.get(key)
         if call is None:
+            if self.spec.get("kernels_fill_halos", False):  # 1-D kernels fill their own
+                filled, cotangents = (), ()
             size = math.prod(padded_shape)
             fills = tuple((n, self._halo_kernel("fill", n, size)) for n in filled)
             bar_fills = tuple((c, self._halo_kernel("fill", f"bar__{c}", size)) for c in cotangents)
