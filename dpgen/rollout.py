@@ -913,10 +913,10 @@ class _Run:
         padded_bars = self._padded_cotangents(cot, k)
         if padded_bars is None:
             return None
+        adj, add = self._adjoint_targets(0, k)  # in k.wrt_fields order
         if self._pair_plan is None:
-            self._pair_plan = self._plan_pair(k)
+            self._pair_plan = self._plan_pair(k, add)
         run, cotangents, late, early, outputs = self._pair_plan
-        adj, add = self._adjoint_targets(0, k)
         late_tape, early_tape = tape[0], early_tape[0]
         run([padded_bars[c] for c in cotangents], [late_tape[n] if value is None else value for n, value in late],
             [early_tape[n] for n in early], list(adj.values()))
@@ -926,12 +926,11 @@ class _Run:
             self._cotangent_padding[id(value)] = (value, adj[n], k.halo)
         return self._state_cotangents(result)
 
-    def _plan_pair(self, k: CompiledStencil) -> tuple:
+    def _plan_pair(self, k: CompiledStencil, add: Mapping[str, bool]) -> tuple:
         """What :meth:`reverse_pair` looks up once per sweep: the bound fused adjoint (the only
-        operator: its layout is the run's, no views), its cotangents' order, its inputs (None
-        for those on the tape, else the time-constant field), the early step's taped
-        inputs, and its outputs."""
-        add = {n: (0, n) in self.constant_acc for n in k.wrt_fields}  # what _adjoint_targets gives
+        operator: its layout is the run's, no views; ``add``: which fields accumulate, the
+        same on every call), its cotangents' order, its inputs (None for those on the tape,
+        else the time-constant field), the early step's taped inputs, and its outputs."""
         recorded = self.tape_fields(k)
         inputs = k.spec["adjoint_inputs"]  # time-constant ones are not on the tape (no controls here)
         late = tuple((n, None if n in recorded else self.constants[n]) for n in inputs)

@@ -991,7 +991,11 @@ def make_plan(adj: AdjointStencil) -> KernelPlan:
 
     source = [f"{f.name}_new[0] = {e}" for f, e in s.outputs.items()]
     adjoint_lines = str(adj).splitlines()[1:] if adj.wrt else []
-    own = (lambda k: k) if s.ndim != 1 else (lambda k: k if k is None else fills_own_halos(k, field_order, adjoint_cots))
+
+    def own(kernel: Kernel | None) -> Kernel | None:
+        """1-D kernels fill their own halos (see :func:`fills_own_halos`)."""
+        return kernel if s.ndim != 1 or kernel is None else fills_own_halos(kernel, field_order, adjoint_cots)
+
     return KernelPlan(
         stencil_name=s.name,
         ndim=s.ndim,
