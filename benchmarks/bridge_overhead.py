@@ -4,7 +4,7 @@ Usage: python benchmarks/bridge_overhead.py [--repeat 20] [--sizes 10000 1000000
 
 Times forward + backward of the upwind stencil through ``stencil_function`` (autograd
 graph, tensor <-> array sharing) and ``k.forward`` + ``k.vjp`` on the same arrays, side by
-side, at a small and a large grid; best of 20.
+side, at a small and a large grid (``--sizes``); best of ``--repeat`` calls.
 """
 
 from __future__ import annotations
