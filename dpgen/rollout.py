@@ -652,6 +652,7 @@ class _Run:
         self._runners: dict[int, tuple] = {}  # see _forward_runner
         self.state_names = step.state
         self._pair_plan: tuple | None = None  # see reverse_pair
+        self._adjoint_runners: dict[tuple[int, bool], tuple] = {}  # see _adjoint_runner
         # the padded initial state the stability check made, for the sweep to start from
         self._initial: dict[str, np.ndarray] | None = None
         self._seeds: dict[str, np.ndarray] | None = None  # see seed_buffers
@@ -879,8 +880,11 @@ class _Run:
             padded_bars = self._padded_cotangents(bars, k)
             padded = {n: self.view(recorded[n] if n in recorded else env[n], k) for n in k.needs}
             if k.wrt_fields and k.spec["has_adjoint_kernel"]:
-                adj, add = self._adjoint_targets(i, k)
-                unfolded = k.adjoint_padded(bars, padded, self.params, adj, add, padded_bars)
+                adj, add = self._adjoint_targets(i, k)  # in k.wrt_fields order
+                run, inputs, cotangents = self._adjoint_runner(i, k, padded_bars is not None, add)
+                unfolded = run([padded[n] for n in inputs],
+                               [(bars if padded_bars is None else padded_bars)[c] for c in cotangents],
+                               list(adj.values()))
                 for n, buf in adj.items():
                     if add.get(n):
                         continue
@@ -937,6 +941,19 @@ class _Run:
         early = tuple(n for n in inputs if n in k.outputs)
         run = k.adjoint_pair_runner(self.padded_shape, self.dtype, self.params, add)
         return run, tuple(k.spec["adjoint_cotangents"]), late, early, tuple(k.outputs)
+
+    def _adjoint_runner(self, i: int, k: CompiledStencil, periodic: bool, add: Mapping[str, bool]) -> tuple:
+        """Operator ``i``'s :meth:`~CompiledStencil.adjoint_runner` for this run (``periodic``: the
+        fold-free kernel, on padded cotangents; ``add``: which fields accumulate, the same on
+        every call), with the orders of its inputs and cotangents."""
+        entry = self._adjoint_runners.get((i, periodic))
+        if entry is None:
+            shape = self.padded_shape if tuple(k.halo) == self.halo else k.padded_shape(self.grid_shape)
+            entry = self._adjoint_runners[(i, periodic)] = (
+                k.adjoint_runner(shape, self.params, add, periodic),
+                tuple(k.spec["adjoint_inputs"]), tuple(k.spec["adjoint_cotangents"]),
+            )
+        return entry
 
     def _adjoint_targets(self, i: int, k: CompiledStencil) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
         """Padded arrays operator ``i``'s adjoint writes, per field it differentiates, and which accumulate."""

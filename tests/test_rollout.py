@@ -75,6 +75,26 @@ def test_rollout_gradients_match_finite_differences(ndim):
 
 
 
+def spy_on_folds(monkeypatch) -> list[bool]:
+    """A list that receives, per adjoint kernel call of a reverse step, whether it left a halo to fold."""
+    from dpgen.runtime.compiled import CompiledStencil
+
+    folds: list[bool] = []
+    real = CompiledStencil.adjoint_runner
+
+    def runner(self, *args, **kwargs):
+        run = real(self, *args, **kwargs)
+
+        def spied(*call_args):
+            folds.append(run(*call_args))
+            return folds[-1]
+
+        return spied
+
+    monkeypatch.setattr(CompiledStencil, "adjoint_runner", runner)
+    return folds
+
+
 def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypatch):
     """Periodic stencils read the cotangent padded and fold nothing, the first adjoint too.
 
@@ -83,17 +103,9 @@ def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypat
     before wrote. The gradients equal those of the fold path everywhere.
     """
     from dpgen.rollout import _Run
-    from dpgen.runtime.compiled import CompiledStencil
 
     sim, inputs, loss = problem(2, steps=6)
-    folds = []
-    real = CompiledStencil.adjoint_padded
-
-    def spy(self, *args, **kwargs):
-        folds.append(real(self, *args, **kwargs))
-        return folds[-1]
-
-    monkeypatch.setattr(CompiledStencil, "adjoint_padded", spy)
+    folds = spy_on_folds(monkeypatch)
     value, grads = sim.value_and_grad(loss, **inputs)
     assert folds == [False] * (2 * 6)
 
@@ -108,11 +120,7 @@ def test_reverse_sweep_hands_periodic_adjoints_their_cotangents_padded(monkeypat
 def test_operators_with_different_halos_fold_and_match_finite_differences(monkeypatch):
     """A halo-2 operator next to a halo-1 one: their padded cotangent buffers differ in shape,
     so neither reads the other's padded (the fold path), and the gradient is right."""
-    from dpgen.runtime.compiled import CompiledStencil
-
-    folds = []
-    real = CompiledStencil.adjoint_padded
-    monkeypatch.setattr(CompiledStencil, "adjoint_padded", lambda self, *a, **k: folds.append(real(self, *a, **k)) or folds[-1])
+    folds = spy_on_folds(monkeypatch)
     d = dp.Field("d", 1, "periodic")
     h = sp.Symbol("dx", positive=True)
     hyper = dp.Stencil("hyper_1d", {d: d[0] - nu * dt * (d[2] - 4 * d[1] + 6 * d[0] - 4 * d[-1] + d[-2]) / h**4})

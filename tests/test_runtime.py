@@ -222,6 +222,43 @@ def test_forward_runner_equals_forward_padded(adv, bc):
     assert run([inputs[n] for n in k.inputs], [got]) == 3  # the cell and its two neighbours
 
 
+@pytest.mark.parametrize("periodic", [True, False], ids=["adjoint_periodic", "adjoint"])
+@pytest.mark.parametrize("shape", [(40,), (9, 7)], ids=["1d", "2d"])
+def test_adjoint_runner_equals_adjoint_padded(periodic, shape):
+    """The bound adjoint a rollout's reverse step calls writes the same bits as adjoint_padded,
+    accumulating where asked (the add flags are bound with it), and says alike whether a
+    halo fold is left; a stencil without the fold-free kernel refuses periodic=True."""
+    from dpgen.errors import NotApplicableError
+
+    nd = len(shape)
+    k = dp.compile(upwind(nd), wrt=("d", "u") + (("v",) if nd == 2 else ()))
+    rng = np.random.default_rng(4)
+    params = {"dt": 0.01, "dx": 0.1, **({"dy": 0.2} if nd == 2 else {})}
+    pshape = k.padded_shape(shape)
+    inputs = {}
+    for name in k.spec["adjoint_inputs"]:
+        inputs[name] = np.full(pshape, 7.0)  # stale ghost cells: both must fill them
+        inputs[name][k.interior(shape)] = rng.random(shape) - 0.5
+    padded_bar = rng.standard_normal(pshape)
+    bars = {"d": padded_bar[k.interior(shape)]}
+    add = {"u": True}  # a time-constant field's gradient accumulates over steps
+    start = {n: rng.standard_normal(pshape) for n in k.wrt_fields}
+    want = {n: a.copy() for n, a in start.items()}
+    got = {n: a.copy() for n, a in start.items()}
+    copies = {n: a.copy() for n, a in inputs.items()}
+    unfolded = k.adjoint_padded(bars, copies, params, want, add, {"d": padded_bar.copy()} if periodic else None)
+    run = k.adjoint_runner(pshape, params, add, periodic)
+    assert run([inputs[n] for n in k.spec["adjoint_inputs"]], [padded_bar.copy() if periodic else bars["d"]],
+               [got[n] for n in k.wrt_fields]) is unfolded is (not periodic)
+    inside = k.interior(shape)
+    for n in k.wrt_fields:
+        np.testing.assert_array_equal(got[n][inside] if periodic else got[n], want[n][inside] if periodic else want[n])
+    assert not np.array_equal(got["u"][inside], start["u"][inside])
+    edge = dp.compile(upwind(1, bc="edge", name="upwind_edge_adjoint_runner"), wrt=("d",))
+    with pytest.raises(NotApplicableError, match="no fold-free periodic adjoint"):
+        edge.adjoint_runner(edge.padded_shape((8,)), {"dt": 0.1, "dx": 0.1}, {}, periodic=True)
+
+
 def test_serial_and_parallel_twins_keep_their_own_numba_cache_entries(tmp_path):
     """Numba names its on-disk cache after the function, not the compile options: twins
     built from one function must not load each other's machine code (the parallel twin
