@@ -440,6 +440,18 @@ class CompiledStencil:
         returns whether ``adj`` still holds ghost cotangents to fold, as
         :meth:`adjoint_padded` does. A rollout's reverse step on a small grid had spent
         2 us of 2.5 in ``adjoint_padded`` outside its kernel (64-cell upwind).
+
+        Examples
+        --------
+        >>> import numpy as np, dpgen as dp
+        >>> d = dp.Field("d", bc="periodic")
+        >>> k = dp.compile(dp.Stencil("central_adjoint_runner_doc", {d: d[1] - d[-1]}), wrt=("d",))
+        >>> shape = k.padded_shape((3,))
+        >>> bar, adj = np.zeros(shape), np.zeros(shape)
+        >>> bar[k.interior((3,))] = [1.0, 0.0, 0.0]  # the cotangent of d_new[0] = d[1] - d[2] (periodic)
+        >>> run = k.adjoint_runner(shape, {}, {}, periodic=True)
+        >>> run([], [bar], [adj]), adj[k.interior((3,))]  # no input read (linear); no fold left
+        (False, array([ 0.,  1., -1.]))
         """
         if periodic and not self.spec["has_periodic_adjoint"]:
             raise NotApplicableError(f"stencil {self.name!r} has no fold-free periodic adjoint")
