@@ -812,9 +812,8 @@ class _Run:
         :meth:`tape_fields`."""
         entry = self._runners.get(i)
         if entry is None:
-            own_halo = tuple(k.halo) == self.halo
-            shape = self.padded_shape if own_halo else k.padded_shape(self.grid_shape)
-            entry = self._runners[i] = (k.forward_runner(shape, self.params), own_halo, self.tape_fields(k))
+            entry = self._runners[i] = (k.forward_runner(k.padded_shape(self.grid_shape), self.params),
+                                        tuple(k.halo) == self.halo, self.tape_fields(k))
         return entry
 
     def tape_fields(self, k) -> tuple[str, ...]:
@@ -948,9 +947,8 @@ class _Run:
         every call), with the orders of its inputs and cotangents."""
         entry = self._adjoint_runners.get((i, periodic))
         if entry is None:
-            shape = self.padded_shape if tuple(k.halo) == self.halo else k.padded_shape(self.grid_shape)
             entry = self._adjoint_runners[(i, periodic)] = (
-                k.adjoint_runner(shape, self.params, add, periodic),
+                k.adjoint_runner(k.padded_shape(self.grid_shape), self.params, add, periodic),
                 tuple(k.spec["adjoint_inputs"]), tuple(k.spec["adjoint_cotangents"]),
             )
         return entry

@@ -79,6 +79,13 @@ def load_module(path: str | Path, module_name: str | None = None) -> ModuleType:
     return module
 
 
+def _adjoint_arguments(inputs: Sequence, bars: Sequence, values: Sequence, adj: Sequence, flags: Sequence) -> tuple:
+    """The arguments of ``adjoint`` and ``adjoint_periodic`` in their order: inputs, cotangents,
+    parameters, ``adj__<name>``, ``prev__<name>`` (the ``adj`` arrays themselves, read only
+    where ``add__<name>``; see :mod:`dpgen.kernel_abi`) and the ``add__<name>`` flags."""
+    return (*inputs, *bars, *values, *adj, *adj, *flags)
+
+
 class CompiledStencil:
     """Forward and vector-Jacobian product of one generated stencil module.
 
@@ -417,14 +424,10 @@ class CompiledStencil:
             fill(padded[n])
         for c, fill in bar_fills:
             fill(padded_bars[c])  # type: ignore[index]
-        args = [padded[n] for n in inputs]
-        args += [(padded_bars if periodic else bars)[c] for c in cotangents]  # type: ignore[index]
-        args += [params[p] for p in self.params]
-        targets = [adj[n] for n in self.wrt_fields]
-        args += targets
-        args += targets  # prev__<name>: read only where add[name]
-        args += [bool(add.get(n, False)) for n in self.wrt_fields]
-        kernel(*args)
+        kernel(*_adjoint_arguments(
+            [padded[n] for n in inputs], [(padded_bars if periodic else bars)[c] for c in cotangents],  # type: ignore[index]
+            [params[p] for p in self.params], [adj[n] for n in self.wrt_fields],
+            [bool(add.get(n, False)) for n in self.wrt_fields]))
         return not periodic
 
     def adjoint_runner(
@@ -468,13 +471,14 @@ class CompiledStencil:
                 fill(inputs[i])
             for fill, bar in zip(bar_fill_at, bars):
                 fill(bar)
-            kernel(*inputs, *bars, *values, *adj, *adj, *flags)  # adj twice: prev__<name> is adj__<name>
+            kernel(*_adjoint_arguments(inputs, bars, values, adj, flags))
             return unfolded
 
         return run
 
     def _adjoint_call(self, padded_shape: tuple[int, ...], periodic: bool) -> tuple[tuple, tuple, object]:
-        """The halo fills (inputs, padded cotangents) and kernel of ``adjoint_periodic`` (``periodic``) or ``adjoint``."""
+        """The halo fills (inputs, padded cotangents) and kernel of ``adjoint_periodic``
+        (``periodic``) or ``adjoint``."""
         cotangents, inputs = self.spec["adjoint_cotangents"], self.spec["adjoint_inputs"]
         # periodic 2-D and 3-D kernels read wrapped grid cells, not ghosts (no fill)
         reads_ghosts = not periodic or self.spec.get("periodic_adjoint_reads_ghosts", True)
